@@ -1,0 +1,1 @@
+"""kubelite: a small Kubernetes-compatible cluster orchestrator."""
