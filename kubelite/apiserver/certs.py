@@ -119,8 +119,8 @@ def load_or_create_pki(data_dir: str | os.PathLike[str], *, extra_sans: Iterable
         else:
             ca = create_ca()
             ca_key_pem = _key_pem(ca.key)
-            _write(paths["ca.key"], ca_key_pem, 0o600)
-            _write(paths["ca.crt"], ca.cert_pem, 0o644)
+            write_atomic(paths["ca.key"], ca_key_pem, mode=0o600)
+            write_atomic(paths["ca.crt"], ca.cert_pem, mode=0o644)
             # A new CA invalidates any serving certificate signed by an old one.
             paths["serving.crt"].unlink(missing_ok=True)
 
@@ -129,8 +129,8 @@ def load_or_create_pki(data_dir: str | os.PathLike[str], *, extra_sans: Iterable
             serving_key_pem = paths["serving.key"].read_bytes()
         else:
             serving_cert_pem, serving_key_pem = issue_serving_cert(ca, sorted(wanted))
-            _write(paths["serving.key"], serving_key_pem, 0o600)
-            _write(paths["serving.crt"], serving_cert_pem, 0o644)
+            write_atomic(paths["serving.key"], serving_key_pem, mode=0o600)
+            write_atomic(paths["serving.crt"], serving_cert_pem, mode=0o644)
 
         return PKI(
             tls_dir=tls_dir,
@@ -322,8 +322,11 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` atomically, the file created with ``mode`` from the start."""
+def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename, so that a reader sees the
+    old content or the new, never a mix; the file has ``mode`` from its creation on (secrets are
+    never readable by others, not even for a moment). Parent folders are created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
