@@ -1,1 +1,2 @@
 """kubelite: a small Kubernetes-compatible cluster orchestrator."""
+__version__ = "0.1.0"

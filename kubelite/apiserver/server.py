@@ -1,0 +1,104 @@
+"""Running the API server as a process: PKI and credentials, the store, the HTTPS listener, the admin
+kubeconfig, periodic compaction, and a clean stop on SIGINT/SIGTERM.
+
+`run(config)` is what ``kubelite server`` and ``kubelite apiserver`` call; it returns when the server has
+stopped and released everything it opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from .app import build_app
+from .auth.authn import Authenticator, StaticTokenAuthenticator, ensure_admin_token, token_file_path
+from .auth.authz import AlwaysAllowAuthorizer, GroupAuthorizer, UnionAuthorizer
+from .certs import load_or_create_pki, ssl_server_context
+from .kubeconfig_writer import write_admin_kubeconfig
+from .storage import open_store
+from .storage.interface import Store, StorageError
+
+log = logging.getLogger("kubelite.apiserver")
+
+# How often, and how much history, the server compacts on etcd (Kubernetes compacts every 5 minutes).
+COMPACT_INTERVAL = 300.0
+COMPACT_KEEP_REVISIONS = 10_000
+
+
+@dataclass
+class ServerConfig:
+    data_dir: str
+    bind_address: str = "0.0.0.0"
+    port: int = 6443
+    etcd_endpoints: list[str] = field(default_factory=list)
+    kubeconfig_path: str = ""
+    tls_sans: list[str] = field(default_factory=list)
+
+
+def server_url(config: ServerConfig) -> str:
+    host = config.bind_address
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"https://{host}:{config.port}"
+
+
+async def _compactor(store: Store) -> None:
+    while True:
+        await asyncio.sleep(COMPACT_INTERVAL)
+        try:
+            target = await store.current_revision() - COMPACT_KEEP_REVISIONS
+            if target > await store.compacted_revision():
+                await store.compact(target)
+        except StorageError as e:
+            log.warning("compaction failed: %s", e)
+
+
+async def run(config: ServerConfig, *, ready: asyncio.Event | None = None) -> None:
+    data_dir = Path(config.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pki = load_or_create_pki(data_dir, extra_sans=config.tls_sans, bind_address=config.bind_address)
+    admin_token = ensure_admin_token(data_dir)
+    authenticator = Authenticator.standard([StaticTokenAuthenticator.from_csv(token_file_path(data_dir))])
+    authorizer = UnionAuthorizer([GroupAuthorizer(), AlwaysAllowAuthorizer()])
+    store = open_store(data_dir=str(data_dir), etcd_endpoints=config.etcd_endpoints or None)
+    app = build_app(store, authenticator=authenticator, authorizer=authorizer)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    compactor = asyncio.create_task(_compactor(store)) if config.etcd_endpoints else None
+    try:
+        site = web.TCPSite(runner, config.bind_address, config.port, ssl_context=ssl_server_context(pki),
+                           backlog=1024, reuse_address=True)
+        await site.start()
+        url = server_url(config)
+        if config.kubeconfig_path:
+            write_admin_kubeconfig(config.kubeconfig_path, server_url=url, ca_pem=pki.ca_cert_pem,
+                                   token=admin_token)
+        backend = f"etcd at {','.join(config.etcd_endpoints)}" if config.etcd_endpoints else \
+            f"SQLite at {data_dir / 'state.db'}"
+        log.info("kubelite API server listening on %s (storage: %s, data: %s)", url, backend, data_dir)
+        if config.kubeconfig_path:
+            log.info("admin kubeconfig written to %s", config.kubeconfig_path)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        if compactor is not None:
+            compactor.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        await runner.cleanup()

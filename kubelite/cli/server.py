@@ -1,0 +1,62 @@
+"""``kubelite server`` (the control plane, with a node agent unless ``--disable-agent``) and
+``kubelite apiserver`` (the API server alone)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from kubelite.apiserver.kubeconfig_writer import default_data_dir, default_kubeconfig_path
+from kubelite.apiserver.server import ServerConfig, run
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None, help="where state, certificates and tokens live "
+                   "(default: /var/lib/kubelite as root, ~/.local/share/kubelite otherwise)")
+    p.add_argument("--bind-address", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=6443, help="HTTPS port (default 6443)")
+    p.add_argument("--etcd-endpoints", default="", help="comma-separated etcd client URLs; "
+                   "without them the embedded SQLite store is used")
+    p.add_argument("--write-kubeconfig", default=None, help="where to write the admin kubeconfig "
+                   "(default: /etc/kubelite/kubelite.yaml as root, ~/.kube/kubelite.yaml otherwise)")
+    p.add_argument("--tls-san", action="append", default=[], help="extra host name or IP for the "
+                   "serving certificate (repeatable)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v: access log)")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("server", help="run the control plane (API server, controllers, scheduler)")
+    _add_common(p)
+    p.add_argument("--disable-agent", action="store_true", help="do not run a node agent in this process")
+    p.set_defaults(func=_server)
+    a = sub.add_parser("apiserver", help="run the API server alone")
+    _add_common(a)
+    a.set_defaults(func=_server)
+
+
+def _config(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(
+        data_dir=os.path.abspath(args.data_dir or default_data_dir()),
+        bind_address=args.bind_address,
+        port=args.port,
+        etcd_endpoints=[e.strip() for e in args.etcd_endpoints.split(",") if e.strip()],
+        kubeconfig_path=os.path.abspath(args.write_kubeconfig or default_kubeconfig_path()),
+        tls_sans=args.tls_san,
+    )
+
+
+def _server(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kubelite.apiserver.access").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    config = _config(args)
+    print(f"kubelite: data directory {config.data_dir}", file=sys.stderr)
+    try:
+        asyncio.run(run(config))
+    except OSError as e:
+        print(f"kubelite: cannot start the server: {e}", file=sys.stderr)
+        return 1
+    return 0
