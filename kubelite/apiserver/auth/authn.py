@@ -76,6 +76,7 @@ class UserInfo:
 
 
 ANONYMOUS = UserInfo(ANONYMOUS_USER, groups=(UNAUTHENTICATED_GROUP,))
+
 # Where the middleware leaves the user; a typed key, as aiohttp 3.14 warns about plain string keys.
 USER_KEY = web.RequestKey("user", UserInfo)
 
