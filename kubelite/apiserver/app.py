@@ -17,7 +17,7 @@ from kubelite.api import errors
 from kubelite.api.registry import all_kinds, by_resource
 
 from . import codec
-from .auth.authn import RequestAuthenticator, authn_middleware, request_user
+from .auth.authn import USER_KEY, RequestAuthenticator, authn_middleware, request_user
 from .auth.authz import Attributes, Authorizer, forbidden
 from .handlers import discovery, openapi
 from .handlers.common import error_response, json_text
@@ -48,7 +48,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         return resp
     finally:
         if access_log.isEnabledFor(logging.INFO):
-            user = request.get("user")
+            user = request.get(USER_KEY)
             access_log.info("%s", codec.dumps({
                 "verb": request.method, "path": request.path_qs, "code": status,
                 "ms": round((time.perf_counter() - start) * 1000, 2), "user": getattr(user, "name", None),
