@@ -50,7 +50,7 @@ def _pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def _rss_mb(pid: int) -> float:
@@ -69,7 +69,7 @@ class Server:
                 "--bind-address", "127.0.0.1", "--port", str(self.port), "--write-kubeconfig", str(self.kubeconfig)]
         if etcd_url:
             args += ["--etcd-endpoints", etcd_url]
-        self.log = open(tmp / "server.log", "wb")  # noqa: SIM115
+        self.log = open(tmp / "server.log", "wb")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
         self.url = f"https://127.0.0.1:{self.port}"
 

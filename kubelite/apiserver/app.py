@@ -23,7 +23,7 @@ from .handlers import discovery, openapi
 from .handlers.common import error_response, json_text
 from .handlers.rest import RestHandler
 from .resources import Resources, WriteOptions
-from .storage.interface import Store, StorageError, Unavailable
+from .storage.interface import StorageError, Store, Unavailable
 from .watchcache import WatchCache
 
 log = logging.getLogger("kubelite.apiserver")

@@ -354,8 +354,8 @@ class Resources:
             meta = {}
         if not isinstance(meta, dict):
             raise errors.bad_request("metadata must be an object")
-        body = {**body, "apiVersion": kind.api_version, "kind": kind.kind, "metadata": dict(meta)}
-        meta = body["metadata"]
+        out: Obj = {**body, "apiVersion": kind.api_version, "kind": kind.kind, "metadata": dict(meta)}
+        meta = out["metadata"]
         if kind.namespaced:
             ns = meta.get("namespace")
             if ns and namespace and ns != namespace:
@@ -369,7 +369,7 @@ class Resources:
                 raise errors.bad_request(f"the name of the object ({meta['name']}) does not match the name on "
                                          f"the URL ({url_name})")
             meta["name"] = url_name
-        return body
+        return out
 
     # ---- delete ------------------------------------------------------------------------------------
     async def delete(self, kind: Kind, namespace: str | None, name: str, options: Obj,

@@ -22,7 +22,7 @@ from .auth.authz import AlwaysAllowAuthorizer, GroupAuthorizer, UnionAuthorizer
 from .certs import load_or_create_pki, ssl_server_context
 from .kubeconfig_writer import write_admin_kubeconfig
 from .storage import open_store
-from .storage.interface import Store, StorageError
+from .storage.interface import StorageError, Store
 
 log = logging.getLogger("kubelite.apiserver")
 

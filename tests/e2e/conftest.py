@@ -86,7 +86,7 @@ def start_server(tmp: Path, *extra: str) -> Cluster:
     data_dir = tmp / "data"
     kubeconfig = tmp / "kubeconfig.yaml"
     log_path = tmp / "server.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - handed to the child process
+    log = open(log_path, "wb")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "kubelite.cli.main", "server", "--data-dir", str(data_dir),

@@ -150,8 +150,8 @@ def test_strict_validation_rejects_unknown_fields(cluster: Cluster) -> None:
     out = cluster.kubectl("apply", "-f", "-", input=bad, check=False)
     assert out.returncode != 0 and "replicass" in out.stderr
     invalid = Path(APP).read_text().replace("image: nginx:1.25", "image: ''")
-    out = cluster.kubectl("apply", "-f", "-", input=invalid.replace("name: web\n  namespace", "name: web2\n  namespace", 1),
-                          check=False)
+    invalid = invalid.replace("name: web\n  namespace", "name: web2\n  namespace", 1)
+    out = cluster.kubectl("apply", "-f", "-", input=invalid, check=False)
     assert out.returncode != 0 and "spec.template.spec.containers[0].image" in out.stderr
 
 

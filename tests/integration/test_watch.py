@@ -75,7 +75,8 @@ async def test_streaming_list_ends_with_bookmark(api: TestClient) -> None:
 
 async def test_label_filter_transitions(api: TestClient) -> None:
     first = await create_cm(api, "a", app="x")
-    resp = await api.get(f"{CMS}?watch=true&labelSelector=app%3Dx&resourceVersion={first['metadata']['resourceVersion']}")
+    rv = first["metadata"]["resourceVersion"]
+    resp = await api.get(f"{CMS}?watch=true&labelSelector=app%3Dx&resourceVersion={rv}")
     await api.patch(f"{CMS}/a", data=json.dumps({"metadata": {"labels": {"app": "y"}}}),
                     headers={"Content-Type": "application/merge-patch+json"})
     await api.patch(f"{CMS}/a", data=json.dumps({"metadata": {"labels": {"app": "x"}}}),

@@ -35,7 +35,8 @@ def version_info() -> dict[str, str]:
     major, minor, patch = KUBE_VERSION
     return {"major": str(major), "minor": str(minor), "emulationMajor": str(major), "emulationMinor": str(minor),
             "gitVersion": f"v{major}.{minor}.{patch}+kubelite-{__version__}", "gitCommit": "",
-            "gitTreeState": "clean", "buildDate": "2026-11-30T00:00:00Z", "goVersion": f"python{platform.python_version()}",
+            "gitTreeState": "clean", "buildDate": "2026-11-30T00:00:00Z",
+            "goVersion": f"python{platform.python_version()}",
             "compiler": "cpython", "platform": f"linux/{_arch()}"}
 
 

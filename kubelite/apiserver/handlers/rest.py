@@ -239,9 +239,10 @@ class RestHandler:
                 raise errors.APIError(415, "UnsupportedMediaType", "apply is not supported on the scale subresource")
 
             def change(cur: dict[str, Any]) -> dict[str, Any]:
-                if patch_type == "json":
-                    return apply_json_patch(cur, body)
-                return apply_merge_patch(cur, body)
+                patched = apply_json_patch(cur, body) if patch_type == "json" else apply_merge_patch(cur, body)
+                if not isinstance(patched, dict):
+                    raise errors.bad_request("the patch did not produce a Scale object")
+                return patched
 
             scale = await self.resources.update_scale(kind, info.namespace, info.name, change, opts)
             return json_response(scale, 200, opts.warnings)
@@ -266,15 +267,15 @@ class RestHandler:
                 body = codec.read_body(raw, request.headers.get("Content-Type", ""))
         if not isinstance(body, dict):
             raise errors.bad_request("DeleteOptions must be an object")
-        body = dict(body)
+        options: dict[str, Any] = dict(body)
         if "propagationPolicy" in request.query:
-            body["propagationPolicy"] = request.query["propagationPolicy"]
+            options["propagationPolicy"] = request.query["propagationPolicy"]
         grace = query_int(request, "gracePeriodSeconds")
         if grace is not None:
-            body["gracePeriodSeconds"] = grace
+            options["gracePeriodSeconds"] = grace
         if "orphanDependents" in request.query:
-            body["orphanDependents"] = query_bool(request, "orphanDependents")
-        return body
+            options["orphanDependents"] = query_bool(request, "orphanDependents")
+        return options
 
     async def _delete(self, request: web.Request, info: RequestInfo) -> web.Response:
         if info.subresource:

@@ -25,7 +25,7 @@ from kubelite.api.registry import Kind
 
 from .. import codec
 from ..storage.interface import Compacted, Store
-from ..watchcache import Entry, Predicate, WatchCache, WatchEvent, Watcher, bookmark_line, event_line
+from ..watchcache import Entry, Predicate, WatchCache, Watcher, WatchEvent, bookmark_line, event_line
 from .common import query_bool, query_int, wants_table
 
 BOOKMARK_INTERVAL = 60.0
@@ -63,6 +63,7 @@ async def serve(request: web.Request, cache: WatchCache, store: Store, kind: Kin
         initial = [e for e in kcache.objects(prefix) if matches(e.obj)]
         start = cache.revision
         watcher = kcache.subscribe(matches, None)
+        assert watcher is not None  # a subscription without a resume point always succeeds
         stream = _queue_events(watcher)
     else:
         start = since

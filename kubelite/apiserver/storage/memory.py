@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 from collections.abc import AsyncIterator
 
 from .interface import (
@@ -19,6 +20,8 @@ from .interface import (
     KeyValue,
     RevisionMismatch,
 )
+
+EventBatch = list[Event]
 
 
 class MemoryStore:
@@ -112,7 +115,7 @@ class MemoryStore:
         await self._append(Event("DELETE", kv, cur))
         return kv
 
-    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
+    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[EventBatch]:
         if start_revision and start_revision <= self._compacted:
             raise Compacted(start_revision, self._compacted)
         next_rev = start_revision or self._revision + 1
@@ -125,7 +128,10 @@ class MemoryStore:
                 yield batch
                 continue
             async with self._changed:
-                await self._changed.wait_for(lambda: self._revision >= next_rev)
+                await self._changed.wait_for(functools.partial(self._reached, next_rev))
+
+    def _reached(self, revision: int) -> bool:
+        return self._revision >= revision
 
     async def compact(self, revision: int) -> None:
         i = bisect.bisect_left(self._log_revs, revision)
