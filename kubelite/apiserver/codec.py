@@ -58,7 +58,7 @@ def read_body(raw: bytes, content_type: str) -> Any:
             raise errors.bad_request(f"the request body is not valid JSON: {e}") from None
     if media in ("application/yaml", "application/apply-patch+yaml", "application/x-yaml", "text/yaml"):
         try:
-            return yaml.load(raw, Loader=_YamlLoader)  # noqa: S506 - a safe loader
+            return yaml.load(raw, Loader=_YamlLoader)
         except yaml.YAMLError as e:
             raise errors.bad_request(f"the request body is not valid YAML: {e}") from None
     if media == "application/vnd.kubernetes.protobuf":
