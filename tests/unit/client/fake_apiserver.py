@@ -3,8 +3,9 @@
 Implements, for every kind in the registry: list (label selectors with =, ==, !=, exists, !exists;
 field selectors on metadata.name/namespace), get, create (409 AlreadyExists), update/status (409
 Conflict on a stale resourceVersion), merge patch (other patch types are recorded and answered with
-the object unchanged), delete, deletecollection, and watch from a resourceVersion with bookmarks,
-timeoutSeconds and 410 Gone (as an HTTP answer or as an ERROR event) for a compacted resourceVersion.
+the object unchanged), delete, deletecollection, pods/log (text from `logs`), and watch from a
+resourceVersion with bookmarks, timeoutSeconds and 410 Gone (as an HTTP answer or as an ERROR event)
+for a compacted resourceVersion.
 
 Test controls: `create`/`update`/`delete` directly (synchronously, no HTTP), `compact()`,
 `send_bookmark()`, `drop_watches()`, `fail_next()` to inject error answers, and `requests`, a log of
@@ -47,7 +48,7 @@ class _Event:
     obj: Obj
 
 
-@dataclass
+@dataclass(eq=False)  # identity-hashed: kept in a set
 class _Sub:
     kind: Kind
     namespace: str | None
@@ -120,6 +121,7 @@ class FakeApiServer:
         self.objects: dict[str, Obj] = {}
         self.log: list[_Event] = []
         self.requests: list[Recorded] = []
+        self.logs: dict[str, str] = {}  # "ns/pod" -> what GET .../pods/pod/log answers
         self._subs: set[_Sub] = set()
         self._failures: list[_Failure] = []
         self._runner: web.AppRunner | None = None
@@ -265,7 +267,8 @@ class FakeApiServer:
         try:
             kind = by_resource(group, version, rest[0])
         except (UnknownKind, IndexError):
-            raise errors.APIError(404, "NotFound", "the server could not find the requested resource") from None
+            raise errors.APIError(404, "NotFound",
+                                  "the server could not find the requested resource") from None
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         q = request.query
@@ -281,10 +284,13 @@ class FakeApiServer:
                     obj.setdefault("metadata", {}).setdefault("namespace", namespace)
                 return web.json_response(self.create(kind, obj), status=201)
             if m == "DELETE":
-                deleted = [self.delete(kind, meta.namespace(o), meta.name(o))
-                           for o in self._select(kind, namespace, q.get("labelSelector"), q.get("fieldSelector"))]
+                selected = self._select(kind, namespace, q.get("labelSelector"), q.get("fieldSelector"))
+                deleted = [self.delete(kind, meta.namespace(o), meta.name(o)) for o in selected]
                 return web.json_response(self._list_body(kind, deleted))
         else:
+            if m == "GET" and sub == "log":
+                return web.Response(text=self.logs.get(meta.make_key(namespace, name), ""),
+                                    content_type="text/plain")
             if m == "GET" and sub is None:
                 obj = self.get(kind, namespace, name)
                 if obj is None:
@@ -335,7 +341,8 @@ class FakeApiServer:
             return _error(errors.gone(f"too old resource version: {rv} ({self.compacted})"))
         sub = _Sub(kind, namespace, q.get("labelSelector"), q.get("allowWatchBookmarks") == "true")
         if rv is None:
-            backlog = [{"type": "ADDED", "object": o} for o in self._select(kind, namespace, sub.selector, None)]
+            current = self._select(kind, namespace, sub.selector, None)
+            backlog = [{"type": "ADDED", "object": o} for o in current]
         else:
             backlog = [{"type": e.type, "object": e.obj} for e in self.log
                        if e.rv > rv and self._sub_matches(sub, e)]

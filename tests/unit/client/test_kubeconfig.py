@@ -151,11 +151,12 @@ def _with(cluster: dict[str, Any] | None = None, user: dict[str, Any] | None = N
     pytest.param(SIMPLE, {"context": "nope"}, 'context "nope" does not exist', id="no-context"),
     pytest.param(kubeconfig(contexts={"x": {"cluster": "gone", "user": "u"}}, current="x"), {},
                  'cluster "gone"', id="no-cluster"),
-    pytest.param(kubeconfig(clusters={"c": {"server": "http://h"}}, contexts={"x": {"cluster": "c", "user": "who"}},
-                            current="x"), {}, 'user "who"', id="no-user"),
+    pytest.param(kubeconfig(clusters={"c": {"server": "http://h"}},
+                            contexts={"x": {"cluster": "c", "user": "who"}}, current="x"),
+                 {}, 'user "who"', id="no-user"),
     pytest.param(_with({"certificate-authority": "/x", "certificate-authority-data": "eA=="}), {},
                  "are both specified", id="ca-twice"),
-    pytest.param(_with({"server": "https://h", "insecure-skip-tls-verify": True, "certificate-authority": "/x"}),
+    pytest.param(_with({"insecure-skip-tls-verify": True, "certificate-authority": "/x"}),
                  {}, "insecure flag is not allowed", id="insecure-with-ca"),
     pytest.param(_with({"server": "https://h", "certificate-authority": "missing-ca.crt"}), {},
                  "cannot load CA", id="missing-ca-file"),
@@ -245,8 +246,10 @@ async def test_tls_server_name_and_insecure(tmp_path: Path) -> None:
     try:
         ca = b64(pki.ca.cert)
         with pytest.raises(TransportError):
-            await _version(write(tmp_path / "plain", _with({"server": fake.url, "certificate-authority-data": ca})))
-        named = _with({"server": fake.url, "certificate-authority-data": ca, "tls-server-name": "api.kubelite.test"})
+            await _version(write(tmp_path / "plain",
+                                 _with({"server": fake.url, "certificate-authority-data": ca})))
+        named = _with({"server": fake.url, "certificate-authority-data": ca,
+                       "tls-server-name": "api.kubelite.test"})
         assert (await _version(write(tmp_path / "named", named)))["major"] == "1"
         insecure = _with({"server": fake.url, "insecure-skip-tls-verify": True})
         assert (await _version(write(tmp_path / "insecure", insecure)))["major"] == "1"
