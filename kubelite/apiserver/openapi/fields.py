@@ -145,7 +145,10 @@ def unknown_fields_of(group: str, version: str, kind: str, obj: Any) -> list[str
 
 
 def unknown_fields(kind: Kind, obj: Any) -> list[str]:
-    """Dotted paths of the fields of ``obj`` that ``kind``'s schema does not declare, in document order."""
+    """Dotted paths of the fields of ``obj`` that ``kind``'s schema does not declare, in document order.
+
+    For PATCH, check the patched object rather than the patch, whose strategic-merge directives
+    (``$setElementOrder/...``, ``$patch``, ``$retainKeys``) are not fields."""
     return unknown_fields_of(kind.group, kind.version, kind.kind, obj)
 
 
