@@ -505,15 +505,15 @@ _FIELD_OPERATORS = ("!=", "==", "=")
 
 @dataclass(frozen=True, slots=True)
 class FieldRequirement:
-    """``field=value``, ``field==value`` or ``field!=value``; the value is already unescaped."""
+    """``field=value`` or ``field!=value`` (``==`` parses as ``=``, as Kubernetes' hasTerm does); the value
+    is already unescaped."""
 
     field: str
     operator: str
     value: str
 
     def __str__(self) -> str:
-        # hasTerm prints "=" for both "=" and "==".
-        return f"{self.field}{'!=' if self.operator == '!=' else '='}{escape_field_value(self.value)}"
+        return f"{self.field}{self.operator}{escape_field_value(self.value)}"
 
 
 def escape_field_value(value: str) -> str:
@@ -726,7 +726,7 @@ def parse_field_selector(selector: str) -> FieldSelector:
         if split is None:
             raise ValueError(f"invalid selector: '{selector}'; can't understand '{term}'")
         field, op, raw = split
-        requirements.append(FieldRequirement(field, op, unescape_field_value(raw)))
+        requirements.append(FieldRequirement(field, "!=" if op == "!=" else "=", unescape_field_value(raw)))
     return FieldSelector(requirements)
 
 
