@@ -22,6 +22,7 @@ Semantics every backend keeps:
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -120,6 +121,7 @@ class Store(Protocol):
 
     async def delete(self, key: str, expected_revision: int | None = None) -> KeyValue: ...
 
-    def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]: ...
+    # builtins.list: inside this class body, a bare `list` would name the method above.
+    def watch(self, prefix: str, start_revision: int) -> AsyncIterator[builtins.list[Event]]: ...
 
     async def compact(self, revision: int) -> None: ...
