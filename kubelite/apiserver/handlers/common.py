@@ -16,6 +16,7 @@ from kubelite.api import errors
 from kubelite.api.registry import Kind, UnknownKind, by_resource
 
 from .. import codec
+from ..openapi.fields import warning_header
 
 JSON = "application/json"
 
@@ -84,7 +85,7 @@ def check_acceptable(request: web.Request) -> None:
 def json_text(text: str, status: int = 200, warnings: list[str] | None = None) -> web.Response:
     resp = web.Response(text=text, status=status, content_type=JSON)
     for w in warnings or ():
-        resp.headers.add("Warning", f'299 - "{w}"')
+        resp.headers.add("Warning", warning_header(w))
     return resp
 
 
