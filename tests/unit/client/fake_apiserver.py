@@ -132,7 +132,8 @@ class FakeApiServer:
     async def start(self, ssl_context: ssl.SSLContext | None = None) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5, handle_signals=False)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5, handle_signals=False,
+                                    handler_cancellation=True)  # a client hanging up ends its watch
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=ssl_context)
         await site.start()

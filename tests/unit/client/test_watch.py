@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -12,6 +11,7 @@ from kubelite.api.registry import resolve
 from kubelite.client.rest import Client
 from kubelite.client.watch import Backoff, Watcher, WatchEvent
 from tests.unit.client.fake_apiserver import FakeApiServer
+from tests.unit.client.helpers import eventually
 
 POD = resolve("pods")
 FAST = Backoff(initial=0.001, maximum=0.01)
@@ -19,13 +19,6 @@ FAST = Backoff(initial=0.001, maximum=0.01)
 
 def pod(name: str, namespace: str = "default", **labels: str) -> dict[str, Any]:
     return {"metadata": {"name": name, "namespace": namespace, "labels": labels}, "spec": {}}
-
-
-async def eventually(cond: Callable[[], bool]) -> None:
-    """Wait for a condition on state we cannot subscribe to (the fake's counters), bounded."""
-    async with asyncio.timeout(5):
-        while not cond():  # noqa: ASYNC110 - polling another component's state is the point here
-            await asyncio.sleep(0.005)
 
 
 class Collector:
@@ -52,7 +45,7 @@ class Collector:
 
 
 async def take(stream: Collector, n: int) -> list[tuple[str, str, bool]]:
-    out = []
+    out: list[tuple[str, str, bool]] = []
     async with asyncio.timeout(5):
         for _ in range(n):
             ev = await stream.queue.get()
