@@ -1,0 +1,90 @@
+"""kubelite's async Kubernetes client (client-go's shape): kubeconfig, REST, watch, informers, work queues.
+
+Every kubelite component other than the API server talks to the cluster only through this package.
+"""
+
+from kubelite.client.informer import (
+    DeletedFinalStateUnknown,
+    Indexer,
+    InformerFactory,
+    SharedInformer,
+    object_of,
+)
+from kubelite.client.kubeconfig import (
+    Config,
+    KubeconfigError,
+    config_for_server,
+    in_cluster_config,
+    load_kubeconfig,
+)
+from kubelite.client.rest import (
+    AlreadyExists,
+    ApiException,
+    Client,
+    Conflict,
+    Gone,
+    Invalid,
+    NotFound,
+    TooManyRequests,
+    TransportError,
+    is_already_exists,
+    is_conflict,
+    is_forbidden,
+    is_gone,
+    is_invalid,
+    is_not_found,
+)
+from kubelite.client.watch import Backoff, Watcher, WatchEvent
+from kubelite.client.workqueue import (
+    BucketRateLimiter,
+    DelayingQueue,
+    ItemExponentialFailureRateLimiter,
+    MaxOfRateLimiter,
+    RateLimiter,
+    RateLimitingQueue,
+    ShutDown,
+    WorkQueue,
+    default_controller_rate_limiter,
+    run_workers,
+)
+
+__all__ = [
+    "AlreadyExists",
+    "ApiException",
+    "Backoff",
+    "BucketRateLimiter",
+    "Client",
+    "Config",
+    "Conflict",
+    "DelayingQueue",
+    "DeletedFinalStateUnknown",
+    "Gone",
+    "Indexer",
+    "InformerFactory",
+    "Invalid",
+    "ItemExponentialFailureRateLimiter",
+    "KubeconfigError",
+    "MaxOfRateLimiter",
+    "NotFound",
+    "RateLimiter",
+    "RateLimitingQueue",
+    "SharedInformer",
+    "ShutDown",
+    "TooManyRequests",
+    "TransportError",
+    "WatchEvent",
+    "Watcher",
+    "WorkQueue",
+    "config_for_server",
+    "default_controller_rate_limiter",
+    "in_cluster_config",
+    "is_already_exists",
+    "is_conflict",
+    "is_forbidden",
+    "is_gone",
+    "is_invalid",
+    "is_not_found",
+    "load_kubeconfig",
+    "object_of",
+    "run_workers",
+]
