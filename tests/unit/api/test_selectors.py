@@ -159,7 +159,8 @@ def test_none_matches_nothing_and_empty_matches_everything() -> None:
     assert nothing.matches_nothing and not nothing.empty
     assert not nothing.matches({}) and not nothing.matches({"a": "b"})
     assert str(nothing) == ""
-    for empty in ({}, {"matchLabels": {}}, {"matchLabels": None, "matchExpressions": []}):
+    empties: list[dict[str, Any]] = [{}, {"matchLabels": {}}, {"matchLabels": None, "matchExpressions": []}]
+    for empty in empties:
         sel = label_selector_from_dict(empty)
         assert sel.empty and sel.matches({"anything": "x"})
 
