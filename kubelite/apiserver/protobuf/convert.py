@@ -193,8 +193,11 @@ def _map(f: Field, entries: list[int | bytes]) -> dict[str, Any]:
             raise DecodeError(f"map entry: {e}") from None
         if f.leaf in _ZERO:
             result[key] = _scalar(f.leaf, raw_value) if raw_value is not None else _ZERO[f.leaf]
-        else:
+            continue
+        try:
             result[key] = decode_value(f.leaf, raw_value if isinstance(raw_value, bytes) else b"")
+        except DecodeError as e:
+            raise e.within(f"[{key}]") from None
     return dict(sorted(result.items()))
 
 
