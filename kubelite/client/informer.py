@@ -278,12 +278,12 @@ class SharedInformer:
             old = self._store.remove(key)
             gone: Obj | DeletedFinalStateUnknown = (
                 DeletedFinalStateUnknown(key, old or ev.object) if ev.tombstone else ev.object)
-            for h in self._handlers:
+            for h in tuple(self._handlers):  # a handler may add handlers
                 if h.on_delete is not None:
                     self._call(h.on_delete, gone)
             return
         old = self._store.put(key, ev.object)
-        for h in self._handlers:
+        for h in tuple(self._handlers):
             if old is None:
                 if h.on_add is not None:
                     self._call(h.on_add, ev.object)
@@ -296,7 +296,7 @@ class SharedInformer:
         while True:
             await asyncio.sleep(period)
             for obj in self._store.list():
-                for h in self._handlers:
+                for h in tuple(self._handlers):
                     if h.on_update is not None:
                         self._call(h.on_update, obj, obj)
 

@@ -42,6 +42,9 @@ PATCH_CONTENT_TYPES: dict[str, str] = {
 }
 JSON = "application/json"
 MAX_RETRY_AFTER_SECONDS = 60.0
+# A watch that asked the server to end it after N seconds and has heard nothing for N + this long is
+# talking to a server that is gone without closing the connection (no FIN): give up on it.
+WATCH_SILENCE_GRACE_SECONDS = 60.0
 
 
 # --- errors ----------------------------------------------------------------------------------------
@@ -189,9 +192,8 @@ class Client:
     ) -> None:
         self.config = config
         self._max_retries = max_retries
+        # Streams (watch, follow) do not use the total timeout: they last as long as they last.
         self._timeout = aiohttp.ClientTimeout(total=request_timeout, sock_connect=connect_timeout)
-        # Streams (watch, follow) must not time out as a whole; only connecting may.
-        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
         self._pool_size = pool_size
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
@@ -400,14 +402,16 @@ class Client:
         """Open a watch and yield each event dict (``{"type": ..., "object": ...}``) as it arrives.
 
         The stream has no total timeout; it ends when the server closes it (``timeout_seconds`` asks the
-        server to). An ERROR event is yielded like any other: interpreting it is the caller's job
+        server to, and a stream silent for longer than that plus a grace period raises `TransportError`).
+        An ERROR event is yielded like any other: interpreting it is the caller's job
         (`kubelite.client.watch.Watcher` does). Close the generator (``contextlib.aclosing``) to stop.
         """
         params = _params(watch=True, resourceVersion=resource_version, labelSelector=label_selector,
                          fieldSelector=field_selector, allowWatchBookmarks=allow_bookmarks or None,
                          timeoutSeconds=timeout_seconds)
         path = kind.base_path(namespace if kind.namespaced else None)
-        async with self._response("GET", path, params=params, streaming=True) as resp:
+        silence = None if timeout_seconds is None else timeout_seconds + WATCH_SILENCE_GRACE_SECONDS
+        async with self._response("GET", path, params=params, streaming=True, read_timeout=silence) as resp:
             buffer = b""
             try:
                 async for chunk in resp.content.iter_any():
@@ -450,6 +454,7 @@ class Client:
         accept: str = JSON,
         headers: Mapping[str, str] | None = None,
         streaming: bool = False,
+        read_timeout: float | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Send one request (retrying as the server asks) and yield its 2xx response; raise otherwise."""
         if self._session is None:
@@ -462,12 +467,16 @@ class Client:
         if data is not None:
             req_headers["Content-Type"] = content_type
         url = URL(self.config.server + path, encoded=True)
+        timeout = self._timeout
+        if streaming:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeout.sock_connect,
+                                            sock_read=read_timeout)
         attempt = 0
         while True:
             try:
                 resp = await self._session.request(
                     method, url, params=params, data=data, headers=req_headers,
-                    timeout=self._stream_timeout if streaming else self._timeout,
+                    timeout=timeout,
                     server_hostname=self.config.tls_server_name)
             except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 raise TransportError(f"{method} {self.config.server}{path}: {e or type(e).__name__}") from e

@@ -16,6 +16,7 @@ from kubelite.client.informer import (
 )
 from kubelite.client.rest import Client
 from kubelite.client.watch import Backoff
+from kubelite.client.workqueue import RateLimitingQueue, run_workers
 from tests.unit.client.fake_apiserver import FakeApiServer
 from tests.unit.client.helpers import eventually
 
@@ -226,3 +227,33 @@ async def test_factory_shares_informers(client: Client, fake: FakeApiServer) -> 
         assert nodes.has_synced() and pods.has_synced()
         assert [meta.name(n) for n in nodes.list()] == ["n1"]
     await eventually(lambda: fake.watch_count == 0)
+
+
+async def test_controller_pattern(client: Client, fake: FakeApiServer) -> None:
+    """Handlers enqueue keys, workers reconcile from the cache: the shape every controller has."""
+    queue: RateLimitingQueue[str] = RateLimitingQueue("pods")
+    factory = InformerFactory(client, backoff=FAST)
+    pods = factory.informer(POD)
+    pods.add_handler(on_add=lambda o: queue.add(meta.key(o)),
+                     on_update=lambda old, new: queue.add(meta.key(new)),
+                     on_delete=lambda o: queue.add(meta.key(object_of(o))))
+    state: dict[str, str] = {}
+
+    async def reconcile(key: str) -> None:
+        obj = pods.get(key)
+        if obj is None:
+            state.pop(key, None)
+        else:
+            state[key] = obj["spec"]["nodeName"]
+
+    fake.create(POD, pod("a", node="n1"))
+    async with factory:
+        await factory.wait_for_cache_sync()
+        workers = asyncio.create_task(run_workers(queue, reconcile, workers=2))
+        await eventually(lambda: fake.watch_count == 1)
+        fake.create(POD, pod("b", node="n2"))
+        fake.delete(POD, "default", "a")
+        await eventually(lambda: state == {"default/b": "n2"})
+        queue.shutdown()
+        async with asyncio.timeout(5):
+            await workers

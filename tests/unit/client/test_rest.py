@@ -276,3 +276,13 @@ async def test_watch_raw_too_old(client: Client, fake: FakeApiServer) -> None:
     with pytest.raises(Gone):  # as an HTTP 410
         async with aclosing(client.watch_raw(POD, "default", "1")) as stream:
             await next_event(stream)
+
+
+async def test_silent_watch_is_abandoned(client: Client, fake: FakeApiServer,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # A server that vanished without closing the connection sends nothing, ever: after the timeout we asked
+    # for plus a grace period, the client gives up. (Shrunk here: 1 s asked, 0.1 s of silence tolerated.)
+    monkeypatch.setattr("kubelite.client.rest.WATCH_SILENCE_GRACE_SECONDS", -0.9)
+    with pytest.raises(TransportError):
+        async with aclosing(client.watch_raw(POD, "default", str(fake.revision), timeout_seconds=1)) as stream:
+            await next_event(stream)
