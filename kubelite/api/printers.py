@@ -913,15 +913,15 @@ def _cell_text(cell: Any) -> str:
     return text if cut < 0 else text[:cut] + "..."
 
 
-def format_table(tbl: Mapping[str, Any], *, wide: bool = False, show_namespace: bool = False,
+def format_table(table: Mapping[str, Any], *, wide: bool = False, show_namespace: bool = False,
                  no_headers: bool = False) -> str:
     """Render a Table as ``kubectl get`` prints it: upper-cased headers, aligned columns, ``priority > 0``
     columns only when ``wide``, a leading NAMESPACE column (read from each row's object metadata) when
     ``show_namespace``. Returns ``""`` for a Table without rows (the caller prints "No resources found")."""
-    rows = tbl.get("rows") or []
+    rows = table.get("rows") or []
     if not rows:
         return ""
-    definitions = tbl.get("columnDefinitions") or []
+    definitions = table.get("columnDefinitions") or []
     shown = [i for i, c in enumerate(definitions) if wide or not c.get("priority")]
     lines: list[list[str]] = []
     if not no_headers:
