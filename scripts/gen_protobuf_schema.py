@@ -255,7 +255,7 @@ class Extractor:
             if b.kind(key) != STRING:
                 raise SchemaError(f"{where}: only string map keys are supported")
             expr, leaf = self.type_expr(value, where)
-            if expr.startswith(("map[", "*")):
+            if expr.startswith(("map[", "*", "[]")) or leaf in ("bool", "int32", "int64"):
                 raise SchemaError(f"{where}: map of {expr} is not supported")
             return "map[string]" + expr, leaf
         if k == STRUCT and b.is_named(t):

@@ -163,8 +163,11 @@ def _emit_struct(out: dict[str, Any], f: Field, values: list[int | bytes] | None
 def _list(f: Field, values: list[int | bytes]) -> list[Any]:
     if f.varint:
         items: list[int | bytes] = []
-        for v in values:
-            items.extend(wire.packed_varints(v) if isinstance(v, bytes) else (v,))
+        try:
+            for v in values:
+                items.extend(wire.packed_varints(v) if isinstance(v, bytes) else (v,))
+        except wire.WireError as e:
+            raise DecodeError(f"malformed packed field: {e}") from None
         return [_scalar(f.leaf, v) for v in items]
     if f.leaf in _ZERO:
         return [_scalar(f.leaf, v) for v in values]
@@ -190,7 +193,7 @@ def _map(f: Field, entries: list[int | bytes]) -> dict[str, Any]:
                 elif number == 2:
                     raw_value = value
         except wire.WireError as e:
-            raise DecodeError(f"map entry: {e}") from None
+            raise DecodeError(f"malformed map entry: {e}") from None
         if f.leaf in _ZERO:
             result[key] = _scalar(f.leaf, raw_value) if raw_value is not None else _ZERO[f.leaf]
             continue

@@ -45,68 +45,57 @@ def fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
     """Yield ``(number, wire type, value)`` per field: an int for varints and fixed-width fields,
     the payload bytes for length-delimited ones. Groups (deprecated, never written by Kubernetes)
     are skipped whole."""
-    pos, end = 0, len(buf)
-    while pos < end:
-        key, pos = read_varint(buf, pos)
-        number, wire_type = key >> 3, key & 7
-        if number <= 0 or number >= 1 << 29:
-            raise WireError(f"illegal tag {number} (wire type {wire_type})")
-        value: int | bytes
-        if wire_type == VARINT:
-            value, pos = read_varint(buf, pos)
-        elif wire_type == BYTES:
-            length, pos = read_varint(buf, pos)
-            if length > end - pos:
-                raise WireError(f"unexpected EOF in field {number}")
-            value, pos = buf[pos:pos + length], pos + length
-        elif wire_type in (FIXED64, FIXED32):
-            size = 8 if wire_type == FIXED64 else 4
-            if size > end - pos:
-                raise WireError(f"unexpected EOF in field {number}")
-            value, pos = int.from_bytes(buf[pos:pos + size], "little"), pos + size
-        elif wire_type == START_GROUP:
+    pos = 0
+    while pos < len(buf):
+        number, wire_type, pos = _read_key(buf, pos)
+        if wire_type == START_GROUP:
             pos = _skip_group(buf, pos, number)
             continue
-        elif wire_type == END_GROUP:
+        if wire_type == END_GROUP:
             raise WireError(f"unexpected end group for field {number}")
-        else:
-            raise WireError(f"illegal wire type {wire_type} for field {number}")
+        value, pos = _read_value(buf, pos, number, wire_type)
         yield number, wire_type, value
 
 
+def _read_key(buf: bytes, pos: int) -> tuple[int, int, int]:
+    key, pos = read_varint(buf, pos)
+    number, wire_type = key >> 3, key & 7
+    if number <= 0 or number >= 1 << 29:
+        raise WireError(f"illegal tag {number} (wire type {wire_type})")
+    return number, wire_type, pos
+
+
+def _read_value(buf: bytes, pos: int, number: int, wire_type: int) -> tuple[int | bytes, int]:
+    if wire_type == VARINT:
+        return read_varint(buf, pos)
+    if wire_type == BYTES:
+        length, pos = read_varint(buf, pos)
+        if length > len(buf) - pos:
+            raise WireError(f"unexpected EOF in field {number}")
+        return buf[pos:pos + length], pos + length
+    if wire_type in (FIXED64, FIXED32):
+        size = 8 if wire_type == FIXED64 else 4
+        if size > len(buf) - pos:
+            raise WireError(f"unexpected EOF in field {number}")
+        return int.from_bytes(buf[pos:pos + size], "little"), pos + size
+    raise WireError(f"illegal wire type {wire_type} for field {number}")
+
+
 def _skip_group(buf: bytes, pos: int, number: int) -> int:
+    """The position after the group that started before ``pos``; iterative, so that deep nesting
+    cannot exhaust the stack."""
     depth = 1
-    for inner, wire_type, _ in _raw_tags(buf, pos):
+    while pos < len(buf):
+        _, wire_type, pos = _read_key(buf, pos)
         if wire_type == START_GROUP:
             depth += 1
         elif wire_type == END_GROUP:
             depth -= 1
             if depth == 0:
-                return inner
+                return pos
+        else:
+            _, pos = _read_value(buf, pos, number, wire_type)
     raise WireError(f"unexpected EOF in group {number}")
-
-
-def _raw_tags(buf: bytes, pos: int) -> Iterator[tuple[int, int, int]]:
-    """Walk fields from ``pos``, yielding (position after the field, wire type, number), groups
-    not expanded; used only to find a group's end."""
-    end = len(buf)
-    while pos < end:
-        key, pos = read_varint(buf, pos)
-        number, wire_type = key >> 3, key & 7
-        if wire_type == VARINT:
-            _, pos = read_varint(buf, pos)
-        elif wire_type == BYTES:
-            length, pos = read_varint(buf, pos)
-            pos += length
-        elif wire_type == FIXED64:
-            pos += 8
-        elif wire_type == FIXED32:
-            pos += 4
-        elif wire_type not in (START_GROUP, END_GROUP):
-            raise WireError(f"illegal wire type {wire_type} for field {number}")
-        if pos > end:
-            raise WireError(f"unexpected EOF in field {number}")
-        yield pos, wire_type, number
 
 
 def packed_varints(buf: bytes) -> Iterator[int]:

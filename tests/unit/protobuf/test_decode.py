@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -199,6 +200,9 @@ def _pod_body(*spec_fields: bytes) -> bytes:
     pytest.param(envelope("v1", "Pod", key(50, 4)),
                  "unable to decode the protobuf body as Pod (v1): unexpected end group for field 50",
                  id="stray-end-group"),
+    pytest.param(envelope("v1", "Pod", key(50, 3) * 100_000),
+                 "unable to decode the protobuf body as Pod (v1): unexpected EOF in group 50",
+                 id="deeply-nested-groups"),
     pytest.param(_pod_body(msg(2, ld(1, "a")), msg(2, num(1, 5))),
                  "spec.containers[1]: wrong wire type 0 for field name", id="nested-wire-type"),
     pytest.param(_pod_body(msg(2, ld(1, "a"), msg(8, entry(1, "cpu", ld(1, "lots"))))),
@@ -215,3 +219,29 @@ def _pod_body(*spec_fields: bytes) -> bytes:
 ])
 def test_malformed_bodies_are_bad_requests(body: bytes, message: str) -> None:
     assert message in _error(body).message
+
+
+def test_corrupted_bodies_only_ever_raise_bad_request() -> None:
+    # Seeded mutations of a body that touches every kind of field: nothing may escape as a 500.
+    body = _pod_body(
+        msg(1, ld(1, "v"), msg(2, msg(2, ld(1, "Memory"), msg(2, ld(1, "64Mi"))))),
+        msg(2, ld(1, "app"), msg(8, entry(1, "cpu", ld(1, "1"))),
+            msg(11, msg(1, msg(3, msg(1, num(1, 0), num(2, 80)))))),
+        msg(14, packed(4, 1, 2)),
+    )
+    rng = random.Random(20240501)
+    for _ in range(3000):
+        mutated = bytearray(body)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(MAGIC), len(mutated))
+            match rng.randrange(3):
+                case 0:
+                    mutated[at] = rng.randrange(256)
+                case 1:
+                    del mutated[at]
+                case _:
+                    mutated.insert(at, rng.randrange(256))
+        try:
+            decode_k8s_protobuf(bytes(mutated))
+        except APIError as e:
+            assert e.code == 400

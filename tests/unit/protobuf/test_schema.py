@@ -69,3 +69,15 @@ def test_generator_refuses_what_is_not_a_go_binary(tmp_path: Path, capsys: pytes
     assert _generator().main(["--kubectl", str(fake), "--out", str(out)]) == 1
     assert "not a 64-bit ELF executable" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_messages_do_not_nest_recursively() -> None:
+    # The decoder recurses once per nesting level; a cycle would let a body nest without bound.
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, " -> ".join((*path, name))
+        for f in convert.fields_of(name)[0]:
+            if f.leaf in schema.MESSAGES:
+                visit(f.leaf, (*path, name))
+
+    for root in set(schema.KINDS.values()):
+        visit(root, ())
