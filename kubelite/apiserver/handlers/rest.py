@@ -110,7 +110,7 @@ class RestHandler:
         try:
             labels = parse_label_selector(request.query.get("labelSelector", ""))
         except ValueError as e:
-            raise errors.bad_request(f"unable to parse requirement: {e}") from None
+            raise errors.bad_request(str(e)) from None
         try:
             fields = parse_field_selector(request.query.get("fieldSelector", ""))
             validate_field_selector(kind.kind, fields)
