@@ -398,6 +398,7 @@ class Client:
         field_selector: str | None = None,
         allow_bookmarks: bool = True,
         timeout_seconds: int | None = None,
+        accept: str = JSON,
     ) -> AsyncGenerator[dict[str, Any], None]:
         """Open a watch and yield each event dict (``{"type": ..., "object": ...}``) as it arrives.
 
@@ -405,13 +406,16 @@ class Client:
         server to, and a stream silent for longer than that plus a grace period raises `TransportError`).
         An ERROR event is yielded like any other: interpreting it is the caller's job
         (`kubelite.client.watch.Watcher` does). Close the generator (``contextlib.aclosing``) to stop.
+        ``accept`` may ask for Table rows (``application/json;as=Table;v=v1;g=meta.k8s.io``), as
+        ``kubectl get -w`` does.
         """
         params = _params(watch=True, resourceVersion=resource_version, labelSelector=label_selector,
                          fieldSelector=field_selector, allowWatchBookmarks=allow_bookmarks or None,
                          timeoutSeconds=timeout_seconds)
         path = kind.base_path(namespace if kind.namespaced else None)
         silence = None if timeout_seconds is None else timeout_seconds + WATCH_SILENCE_GRACE_SECONDS
-        async with self._response("GET", path, params=params, streaming=True, read_timeout=silence) as resp:
+        async with self._response("GET", path, params=params, accept=accept, streaming=True,
+                                  read_timeout=silence) as resp:
             buffer = b""
             try:
                 async for chunk in resp.content.iter_any():

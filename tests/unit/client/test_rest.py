@@ -252,6 +252,7 @@ async def test_watch_raw_streams_events_and_bookmarks(client: Client, fake: Fake
         assert deleted["type"] == "DELETED"
     q = fake.requests[-1].query
     assert q == {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true", "timeoutSeconds": "30"}
+    assert fake.requests[-1].headers["Accept"] == "application/json"
 
 
 async def test_watch_raw_ends_when_server_closes(client: Client, fake: FakeApiServer) -> None:
