@@ -580,9 +580,10 @@ class SQLiteStore:
         free = conn.execute("PRAGMA freelist_count").fetchone()[0]
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         # A few free pages are about to be reused by the next writes: not worth moving pages for.
-        if free < 256 or free * 10 < pages:
+        if free < 64 or free * 10 < pages:
             return False
-        conn.execute(f"PRAGMA incremental_vacuum({_VACUUM_CHUNK})").fetchall()
+        # Each step of this statement frees one page, and sqlite3's execute() steps only once.
+        conn.executescript(f"PRAGMA incremental_vacuum({_VACUUM_CHUNK})")
         return bool(free > _VACUUM_CHUNK)
 
     def _checkpoint(self) -> None:
