@@ -26,11 +26,13 @@ then drains the buffer, skipping what the log already gave it: no gap, no repeat
 more than ``watch_buffer`` events behind drops its buffer and catches up from the log again, so a slow
 consumer costs disk reads, not memory; one that falls behind compaction gets `Compacted`.
 
-Compaction runs in the background every ``compact_interval`` seconds, and as soon as ``compact_after``
-revisions have been written since the last one: it keeps the last ``keep_revisions`` revisions and removes
-older rows that are superseded, plus older tombstones (never the latest row of a live key), in chunks that
-interleave with the writes, then returns free pages to the file system (``auto_vacuum = INCREMENTAL``) and
-truncates the WAL. ``compact(revision)`` does the same on demand.
+Compaction runs in the background every ``compact_interval`` seconds, and as soon as ``keep_revisions +
+compact_after`` revisions are uncompacted, so the log stays bounded whatever the write rate. It keeps the
+last ``keep_revisions`` revisions and removes older rows that are superseded, plus older tombstones (never
+the latest row of a live key), in chunks that interleave with the writes. Steady churn leaves free pages
+that the next writes reuse; when half the file is free (after mass deletes), the pages go back to the file
+system (``auto_vacuum = INCREMENTAL``). The periodic run and ``compact(revision)`` also truncate the WAL,
+which otherwise the auto-checkpoint keeps at about 4 MiB.
 
 One process owns the file: ``<path>.lock`` is held (flock) while the store is open.
 """
@@ -124,8 +126,9 @@ _SET_COMPACTED = "UPDATE meta SET value = ? WHERE name = 'compacted'"
 
 _COMPACT_CHUNK = 5_000  # revisions per compaction transaction: keeps each writer pause short
 _VACUUM_CHUNK = 2_048  # pages returned to the file system per writer turn
+_VACUUM_MIN_PAGES = 64  # fewer free pages than this are left for the next writes to reuse
 _HISTORY_CHUNK = 1_000  # log rows per catch-up read of a watcher
-_WAL_LIMIT = 16 * 1024 * 1024  # bytes a reset WAL is truncated to
+_WAL_LIMIT = 4 * 1024 * 1024  # bytes a reset WAL is truncated to (the auto-checkpoint's 1000 pages)
 
 
 def _prefix_end(prefix: str) -> str | None:
@@ -213,7 +216,7 @@ class SQLiteStore:
         *,
         compact_interval: float = 60.0,
         keep_revisions: int = 1000,
-        compact_after: int = 10_000,
+        compact_after: int = 1000,
         read_threads: int = 2,
         watch_buffer: int = 10_000,
     ) -> None:
@@ -532,9 +535,12 @@ class SQLiteStore:
         self._check_open()
         if revision > self._head:
             raise FutureRevision(revision, self._head)
-        await self._compact_to(revision)
+        await self._compact_to(revision, tidy=True)
 
-    async def _compact_to(self, target: int) -> None:
+    async def _compact_to(self, target: int, *, tidy: bool) -> None:
+        """Compact up to ``target`` in chunks. Then give free pages back to the file system if a large
+        part of the file is free (after a burst of deletes; the slack that steady churn leaves is reused
+        by the next writes), and truncate the WAL if pages moved or ``tidy`` asks for it."""
         async with self._compact_lock:
             if target <= self._compacted:
                 return
@@ -542,20 +548,26 @@ class SQLiteStore:
                 hi = min(target, self._compacted + _COMPACT_CHUNK)
                 await self._in_writer(self._compact_chunk, self._compacted, hi)
                 self._compacted = hi
-            while await self._in_writer(self._vacuum_step):
-                pass
-            await self._in_writer(self._checkpoint)
+            free, pages = await self._in_writer(self._free_pages)
+            vacuum = free >= _VACUUM_MIN_PAGES and free * 2 >= pages
+            if vacuum:
+                while await self._in_writer(self._vacuum_step):
+                    pass
+            if vacuum or tidy:
+                await self._in_writer(self._checkpoint)
 
     async def _compact_loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._compact_due.wait(), self.compact_interval)
+                periodic = False
+            except TimeoutError:
+                periodic = True
             self._compact_due.clear()
             target = self._head - self.keep_revisions
-            if target <= self._compacted:
-                continue
             try:
-                await self._compact_to(target)
+                # The periodic run also truncates the WAL; the ones the writes trigger leave it be.
+                await self._compact_to(target, tidy=periodic)
             except StorageError as e:
                 log.warning("sqlite compaction to %d failed, will retry: %s", target, e)
 
@@ -573,18 +585,20 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
             raise
 
-    def _vacuum_step(self) -> bool:
-        """Give up to a chunk of free pages back to the file system; True while more remain worth it."""
+    def _free_pages(self) -> tuple[int, int]:
         conn = self._wconn
         assert conn is not None
         free = conn.execute("PRAGMA freelist_count").fetchone()[0]
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        # A few free pages are about to be reused by the next writes: not worth moving pages for.
-        if free < 64 or free * 10 < pages:
-            return False
+        return int(free), int(pages)
+
+    def _vacuum_step(self) -> bool:
+        """Give up to a chunk of free pages back to the file system; True while free pages remain."""
+        conn = self._wconn
+        assert conn is not None
         # Each step of this statement frees one page, and sqlite3's execute() steps only once.
         conn.executescript(f"PRAGMA incremental_vacuum({_VACUUM_CHUNK})")
-        return bool(free > _VACUUM_CHUNK)
+        return bool(conn.execute("PRAGMA freelist_count").fetchone()[0] > 0)
 
     def _checkpoint(self) -> None:
         conn = self._wconn
