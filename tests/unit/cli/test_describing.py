@@ -31,7 +31,7 @@ def test_unstructured_sections_sorted_with_skips() -> None:
     describing.unstructured(w, 0, {"kind": "ConfigMap", "data": {"key": "v"}, "metadata": {"name": "x", "uid": "u"},
                                    "list": ["a", {"b": 1}]}, frozenset({".metadata.name"}))
     # "  Key:" and "Kind:" are consecutive aligned lines: one column block, as in Go's tabwriter.
-    assert w.text() == ("Data:\n  Key:   v\nKind:   ConfigMap\nList:\n  a\n  B:  1\nMetadata:\n  UID:  u\n")
+    assert w.text() == ("Data:\n  Key:  v\nKind:   ConfigMap\nList:\n  a\n  B:  1\nMetadata:\n  UID:  u\n")
 
 
 def test_age() -> None:
