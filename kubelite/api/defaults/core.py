@@ -51,20 +51,26 @@ def service(obj: dict[str, Any]) -> None:
         for ingress in _dicts((_dict((_dict(obj.get("status")) or {}).get("loadBalancer")) or {}).get("ingress")):
             if ingress.get("ip") and ingress.get("ipMode") is None:
                 ingress["ipMode"] = "VIP"
+    cluster_ips = _sync_cluster_ips(spec)
     if kind != "ExternalName":
-        _cluster_ips(spec)
+        _ip_families(spec, cluster_ips)
 
 
-def _cluster_ips(spec: dict[str, Any]) -> None:
+def _sync_cluster_ips(spec: dict[str, Any]) -> Any:
+    """clusterIP and clusterIPs[0] say the same thing; fill whichever the client left out."""
     cluster_ip, cluster_ips = spec.get("clusterIP"), spec.get("clusterIPs")
     if cluster_ip and not cluster_ips:
         spec["clusterIPs"] = cluster_ips = [cluster_ip]
     elif cluster_ips and isinstance(cluster_ips, list) and not cluster_ip:
         spec["clusterIP"] = cluster_ips[0]
+    return cluster_ips
+
+
+def _ip_families(spec: dict[str, Any], cluster_ips: Any) -> None:
     if spec.get("ipFamilyPolicy") is None:
         spec["ipFamilyPolicy"] = "SingleStack"
     if not spec.get("ipFamilies"):
-        families = [_family(ip) for ip in cluster_ips or [] if isinstance(ip, str)]
+        families = [_family(ip) for ip in (cluster_ips if isinstance(cluster_ips, list) else []) if isinstance(ip, str)]
         spec["ipFamilies"] = [f for f in families if f] or ["IPv4"]
 
 

@@ -93,9 +93,6 @@ def pod_spec(errs: Errs, spec: dict[str, Any], path: str, *, is_pod: bool, pod_n
     one_of(errs, f"{path}.dnsPolicy", spec.get("dnsPolicy"), DNS_POLICIES)
     labels(errs, f"{path}.nodeSelector", spec.get("nodeSelector"))
     pod_security_context(errs, f"{path}.securityContext", spec.get("securityContext"), spec)
-    for i, secret in enumerate(as_list(spec.get("imagePullSecrets"))):
-        if set(as_dict(secret)) - {"name"}:
-            errs.append(invalid(f"{path}.imagePullSecrets[{i}]", str(secret), "only name may be set"))
     affinity(errs, f"{path}.affinity", spec.get("affinity"))
     dns_config(errs, f"{path}.dnsConfig", spec.get("dnsConfig"), as_str(spec.get("dnsPolicy")))
     for i, gate in enumerate(as_list(spec.get("readinessGates"))):

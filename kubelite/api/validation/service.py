@@ -211,7 +211,7 @@ def _cluster_ips_update(errs: Errs, spec: dict[str, Any], old: dict[str, Any]) -
     if is_headless(spec) and is_headless(old):
         return
     new_ips, old_ips = as_list(spec.get("clusterIPs")), as_list(old.get("clusterIPs"))
-    shown = gofmt.string_list(new_ips)
+    shown = gofmt.string_list(spec.get("clusterIPs"))
     if len(old_ips) == len(new_ips):
         for i, ip in enumerate(old_ips):
             if ip != new_ips[i]:
