@@ -10,8 +10,12 @@ The translation of the `Store` contract into etcd requests is done once, here:
 - watch = one gRPC Watch stream per call, with prev_kv, yielding each response's events as one batch.
   etcd's compaction answer becomes `Compacted`; a DELETE event is rebuilt from the event's prev_kv (last
   value, create revision) and its own mod_revision (the deletion revision).
-- compacted_revision: etcd has no request for it; it is found by a binary search for the oldest revision
-  a range can still be read at (each probe a count-only range), remembered as a lower bound for the next.
+- compact(R) compacts etcd at R - 1, because etcd compacted at C also drops a DELETE made at C, which a
+  watch from C would then miss; so `compacted_revision` is etcd's compaction revision + 1. etcd has no
+  request for that revision: it is found by a binary search for the oldest revision a range can still
+  read (each probe a count-only range), remembered as a lower bound for the next search. A watch from S
+  asks etcd for S - 1 (dropping that extra event), so that etcd refuses it exactly when S is compacted,
+  also when someone else compacted etcd.
 
 aetcd's high-level `Client` cannot range at a revision, count, page, or dial several endpoints, and its
 watcher hands events over one by one behind a lock; so this module uses aetcd's generated stubs and
@@ -119,7 +123,7 @@ class EtcdStore:
         self._watch: Any = None
         self._closed = False
         self._watches: set[Any] = set()
-        self._compacted_floor = 0  # no revision below it is readable any more
+        self._compacted = 0  # a lower bound of compacted_revision(), known without asking etcd
 
     async def __aenter__(self) -> EtcdStore:
         await self.start()
@@ -206,9 +210,9 @@ class EtcdStore:
         return int(resp.header.revision)
 
     async def compacted_revision(self) -> int:
-        """The oldest revision still readable (0 when nothing was ever compacted)."""
+        """One above etcd's compaction revision (0 when nothing was ever compacted): see `compact`."""
         head = await self.current_revision()
-        lo = max(self._compacted_floor, 1)
+        lo = max(self._compacted - 1, 1)
         if not await self._readable(lo):
             # Invariant: `lo` is compacted away, `hi` is readable (the head always is).
             hi = head
@@ -219,8 +223,9 @@ class EtcdStore:
                 else:
                     lo = mid
             lo = hi
-        self._compacted_floor = lo
-        return lo if lo > 1 else 0
+        # `lo` is etcd's compaction revision: the oldest one a range can read.
+        self._compacted = max(self._compacted, lo + 1 if lo > 1 else 0)
+        return self._compacted
 
     async def _readable(self, revision: int) -> bool:
         try:
@@ -239,6 +244,9 @@ class EtcdStore:
         return self._kv_of(resp.kvs[0]) if resp.kvs else None
 
     async def list(self, prefix: str, revision: int = 0) -> tuple[builtins.list[KeyValue], int]:
+        if 0 < revision < self._compacted:
+            # etcd could still read one revision below (see `compact`), but the contract says no.
+            raise Compacted(revision, self._compacted)
         start, end = self._range(prefix)
         items: builtins.list[KeyValue] = []
         at = revision
@@ -313,20 +321,23 @@ class EtcdStore:
         call = self._watch.Watch()
         self._watches.add(call)
         next_rev = start_revision
+        # Asking etcd for one revision more makes it refuse exactly the start revisions whose history
+        # may have lost a DELETE to compaction (see `compact`); the extra event is dropped below.
+        etcd_start = start_revision - 1 if start_revision > 1 else start_revision
         try:
             await call.write(rpc.WatchRequest(create_request=rpc.WatchCreateRequest(
-                key=start, range_end=end, start_revision=start_revision, prev_kv=True,
+                key=start, range_end=end, start_revision=etcd_start, prev_kv=True,
             )))
             while True:
                 resp = await call.read()
                 if resp is grpc.aio.EOF:
                     raise Unavailable(f"etcd {self._target} ended the watch stream")
                 if resp.compact_revision:
-                    raise Compacted(next_rev, int(resp.compact_revision))
+                    raise Compacted(next_rev, int(resp.compact_revision) + 1)
                 if resp.canceled:
                     raise Unavailable(f"etcd {self._target} canceled the watch: {resp.cancel_reason}")
-                if resp.events:
-                    batch = [self._event(ev) for ev in resp.events]
+                batch = [self._event(ev) for ev in resp.events if ev.kv.mod_revision >= next_rev]
+                if batch:
                     next_rev = batch[-1].revision + 1
                     yield batch
         except grpc.aio.AioRpcError as e:
@@ -354,12 +365,21 @@ class EtcdStore:
     # -- compaction ------------------------------------------------------------------------------------
 
     async def compact(self, revision: int) -> None:
-        """Drop history older than ``revision``; a revision at or below the last compaction is a no-op."""
+        """Drop history older than ``revision``; a revision at or below the last compaction is a no-op.
+
+        etcd compacted at C drops a DELETE made at C itself (a key's last version goes when it is a
+        tombstone), so a watch from C could miss it. The contract keeps every event from ``revision`` on,
+        hence etcd is compacted at ``revision - 1``, and `compacted_revision` reports etcd's + 1."""
+        head = await self.current_revision()
+        if revision > head:
+            raise FutureRevision(revision, head)
+        if revision <= max(self._compacted, 1):
+            return
         try:
-            await self._call("Compact", rpc.CompactionRequest(revision=revision), revision)
+            await self._call("Compact", rpc.CompactionRequest(revision=revision - 1), revision)
         except Compacted:
             return
-        self._compacted_floor = max(self._compacted_floor, revision)
+        self._compacted = revision
 
 
 def _compare_create(key: bytes, result: Any) -> Any:

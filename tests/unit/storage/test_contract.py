@@ -7,6 +7,7 @@ session's tests share one revision counter (each under its own key prefix).
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 
@@ -338,6 +339,16 @@ async def test_compacted_revisions_are_refused_by_list_and_watch(store: Store) -
         await store.compact(await store.current_revision() + 10)
 
 
+async def test_a_delete_at_the_compaction_revision_is_still_watched(store: Store) -> None:
+    kv = await store.create(pod("a"), b"a")
+    gone = await store.delete(pod("a"), kv.mod_revision)
+    await store.compact(gone.mod_revision)
+    async with watching(store, PODS, gone.mod_revision) as events:
+        seen = await collect(events, 1)
+    assert [(e.type, e.kv) for e in seen] == [("DELETE", gone)]
+    assert await store.list(PODS, gone.mod_revision) == ([], gone.mod_revision)
+
+
 async def test_compaction_keeps_every_live_key(store: Store) -> None:
     a = await store.create(pod("a"), b"a0")
     for i in range(1, 5):
@@ -402,3 +413,63 @@ async def test_a_closed_store_is_unavailable(store: Store) -> None:
     with pytest.raises(Unavailable):
         await store.list(PODS)
     await store.close()  # closing twice is harmless
+
+
+# -- against a model ------------------------------------------------------------------------------------
+
+
+async def test_random_writes_and_compactions_match_a_model(store: Store) -> None:
+    """Random creates, updates, deletes (some failing) and compactions over a few keys; then every
+    revision still kept lists exactly the model's state at it, and a watch replays the model's events."""
+    rng = random.Random(7)
+    keys = [pod(f"k{i}") for i in range(6)] + [f"{SERVICES}default/s"]
+    live: dict[str, KeyValue] = {}
+    states: dict[int, dict[str, KeyValue]] = {}  # revision -> live keys under PODS right after it
+    events: list[tuple[str, KeyValue]] = []  # (type, kv) of every write under PODS
+    compacted = 0
+    for step in range(250):
+        key = rng.choice(keys)
+        current = live.get(key)
+        op = rng.random()
+        try:
+            if op < 0.35:
+                kv = await store.create(key, f"c{step}".encode())
+                assert current is None
+                live[key] = kv
+                events.append(("PUT", kv))
+            elif op < 0.75:
+                expected = current.mod_revision if current and rng.random() < 0.8 else rng.randint(1, 5)
+                kv = await store.update(key, f"u{step}".encode(), expected)
+                assert current is not None and kv.create_revision == current.create_revision
+                live[key] = kv
+                events.append(("PUT", kv))
+            elif op < 0.95:
+                kv = await store.delete(key, current.mod_revision if current and rng.random() < 0.5 else None)
+                assert current is not None and kv.value == current.value
+                del live[key]
+                events.append(("DELETE", kv))
+            else:
+                compacted = max(compacted, rng.randint(compacted, await store.current_revision()))
+                await store.compact(compacted)
+                continue
+        except KeyExists:
+            assert current is not None
+            continue
+        except KeyNotFound:
+            assert current is None
+            continue
+        except RevisionMismatch as e:
+            assert e.current == current
+            continue
+        states[kv.mod_revision] = {k: v for k, v in live.items() if k.startswith(PODS)}
+    head = await store.current_revision()
+    assert await store.list(PODS) == (sorted(states[head].values(), key=lambda kv: kv.key), head)
+    kept = [rev for rev in states if rev >= compacted]
+    for revision in kept:
+        items, at = await store.list(PODS, revision)
+        assert at == revision
+        assert items == sorted(states[revision].values(), key=lambda kv: kv.key)
+    expected = [(t, kv) for t, kv in events if kv.mod_revision >= compacted and kv.key.startswith(PODS)]
+    async with watching(store, PODS, compacted or 1) as stream:
+        seen = await collect(stream, len(expected))
+    assert [(e.type, e.kv) for e in seen] == expected
