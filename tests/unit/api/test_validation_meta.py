@@ -52,8 +52,9 @@ def test_generate_name_is_validated_as_a_prefix() -> None:
 
 
 def test_owner_references_and_finalizers() -> None:
-    refs: list[dict[str, Any]] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u1", "controller": True},
-            {"apiVersion": "apps/", "kind": "", "name": "", "uid": ""}]
+    refs: list[dict[str, Any]] = [
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u1", "controller": True},
+        {"apiVersion": "apps/", "kind": "", "name": "", "uid": ""}]
     assert meta_messages(ownerReferences=refs) == [
         'metadata.ownerReferences.apiVersion: Invalid value: "apps/": version must not be empty',
         'metadata.ownerReferences.kind: Invalid value: "": must not be empty',
