@@ -24,6 +24,7 @@ from .common import (
     nonnegative,
     selector_is_empty,
     selector_matches,
+    semantic_equal,
 )
 from .meta import name_is_dns_subdomain, object_meta, object_meta_update
 from .pod import pod_template
@@ -62,7 +63,7 @@ def _update(errs: Errs, obj: dict[str, Any], old: dict[str, Any] | None) -> None
         return
     object_meta_update(errs, obj, old)
     selector = as_dict(obj.get("spec")).get("selector")
-    if selector != as_dict(old.get("spec")).get("selector"):
+    if not semantic_equal(selector, as_dict(old.get("spec")).get("selector")):
         errs.append(invalid("spec.selector", gofmt.label_selector(selector), FIELD_IMMUTABLE))
 
 

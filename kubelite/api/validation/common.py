@@ -40,6 +40,24 @@ def is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def semantic(value: Any) -> Any:
+    """``value`` with Go's zero values dropped (null, "", 0, false, {} and []), so that two JSON documents
+    compare equal exactly when they decode to the same Go struct (apiequality.Semantic.DeepEqual)."""
+    if isinstance(value, dict):
+        out = {k: semantic(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in _ZERO_VALUES}
+    if isinstance(value, list):
+        return [semantic(v) for v in value]
+    return value
+
+
+_ZERO_VALUES: tuple[Any, ...] = (None, "", 0, False, {}, [])
+
+
+def semantic_equal(a: Any, b: Any) -> bool:
+    return bool(semantic(a) == semantic(b))
+
+
 def not_found(path: str, value: Any) -> Cause:
     """``field.NotFound`` (errors.py has no helper for it)."""
     shown = f'"{value}"' if isinstance(value, str) else str(value)

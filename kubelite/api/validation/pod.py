@@ -26,6 +26,7 @@ from .common import (
     label_name,
     labels,
     one_of,
+    semantic_equal,
 )
 from .containers import PodContext, containers, init_containers
 from .meta import name_is_dns_subdomain, object_meta, object_meta_update, template_meta
@@ -219,7 +220,7 @@ def _pod_update(errs: Errs, spec: dict[str, Any], old: dict[str, Any]) -> None:
         errs.append(invalid("spec.activeDeadlineSeconds", None, "must not update from a positive integer to nil value"))
     _only_added_tolerations(errs, as_list(spec.get("tolerations")), as_list(old.get("tolerations")))
     _only_removed_gates(errs, as_list(spec.get("schedulingGates")), as_list(old.get("schedulingGates")))
-    if spec == old:
+    if semantic_equal(spec, old):
         return
     munged = dict(spec)
     for key in ("containers", "initContainers"):
@@ -233,8 +234,8 @@ def _pod_update(errs: Errs, spec: dict[str, Any], old: dict[str, Any]) -> None:
     old_grace = old.get("terminationGracePeriodSeconds")
     if is_int(old_grace) and old_grace < 0 and munged.get("terminationGracePeriodSeconds") == 1:
         munged["terminationGracePeriodSeconds"] = old_grace
-    if munged != old:
-        changed = sorted(k for k in set(munged) | set(old) if munged.get(k) != old.get(k))
+    if not semantic_equal(munged, old):
+        changed = sorted(k for k in set(munged) | set(old) if not semantic_equal(munged.get(k), old.get(k)))
         errs.append(forbidden("spec", f"pod updates may not change fields other than {_UPDATABLE_FIELDS}\n"
                               f"  changed: {', '.join(changed)}"))
 

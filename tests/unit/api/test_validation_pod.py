@@ -364,3 +364,13 @@ def test_status_only_update_is_valid() -> None:
     new = copy.deepcopy(old)
     new["status"] = {"phase": "Running", "podIP": "10.244.1.5"}
     assert messages(new, old) == []
+
+
+def test_pod_update_compares_like_go_structs() -> None:
+    """Zero values and empty collections are the same as absent fields, as after a Go decode."""
+    old = stored(pod)
+    new = copy.deepcopy(old)
+    spec(new)["nodeSelector"] = {}
+    spec(new)["hostNetwork"] = False
+    ctr(new)["ports"][0]["hostPort"] = 0
+    assert messages(new, old) == []
