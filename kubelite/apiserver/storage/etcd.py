@@ -33,7 +33,7 @@ import asyncio
 import builtins
 import ipaddress
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import grpc
@@ -313,7 +313,7 @@ class EtcdStore:
 
     # -- watch -----------------------------------------------------------------------------------------
 
-    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[builtins.list[Event]]:
+    async def watch(self, prefix: str, start_revision: int) -> AsyncGenerator[builtins.list[Event], None]:
         """Events under ``prefix`` from ``start_revision`` on (0: from the next write), one batch per
         etcd watch response."""
         self._stubs()

@@ -47,7 +47,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -499,7 +499,7 @@ class SQLiteStore:
 
     # -- watch -----------------------------------------------------------------------------------------
 
-    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[builtins.list[Event]]:
+    async def watch(self, prefix: str, start_revision: int) -> AsyncGenerator[builtins.list[Event], None]:
         """Events under ``prefix`` from ``start_revision`` on (0: from the next write), in batches."""
         self._check_open()
         next_rev = start_revision if start_revision > 0 else self._head + 1

@@ -438,8 +438,8 @@ async def test_random_writes_and_compactions_match_a_model(store: Store) -> None
                 live[key] = kv
                 events.append(("PUT", kv))
             elif op < 0.75:
-                expected = current.mod_revision if current and rng.random() < 0.8 else rng.randint(1, 5)
-                kv = await store.update(key, f"u{step}".encode(), expected)
+                guess = current.mod_revision if current and rng.random() < 0.8 else rng.randint(1, 5)
+                kv = await store.update(key, f"u{step}".encode(), guess)
                 assert current is not None and kv.create_revision == current.create_revision
                 live[key] = kv
                 events.append(("PUT", kv))

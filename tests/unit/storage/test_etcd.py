@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -9,7 +10,7 @@ import pytest
 
 from kubelite.apiserver.storage import EtcdStore, Unavailable
 from kubelite.apiserver.storage.etcd import channel_target
-from tests.support.etcd import free_port
+from tests.support.etcd import EtcdNotInstalled, etcd_server, free_port
 from tests.unit.storage.helpers import watching
 
 
@@ -49,6 +50,30 @@ async def test_an_unreachable_etcd_is_unavailable() -> None:
         await store.start()
     with pytest.raises(Unavailable):
         await store.get("/registry/pods/default/a")
+
+
+@pytest.mark.etcd
+async def test_an_etcd_that_goes_away_makes_the_store_unavailable() -> None:
+    server = etcd_server()
+    try:
+        url = await server.astart()
+    except EtcdNotInstalled as e:
+        pytest.skip(str(e))
+    try:
+        async with EtcdStore([url], request_timeout=5) as store:
+            await store.create("/registry/pods/default/a", b"a")
+            events = store.watch("/registry/pods/", 0)
+            pending = asyncio.ensure_future(anext(events))
+            await asyncio.sleep(0.1)  # let the watch reach etcd; the outcome does not depend on it
+            server.stop()
+            with pytest.raises(Unavailable):
+                async with asyncio.timeout(10):
+                    await pending
+            await events.aclose()
+            with pytest.raises(Unavailable):
+                await store.get("/registry/pods/default/a")
+    finally:
+        server.stop()
 
 
 @pytest.fixture
