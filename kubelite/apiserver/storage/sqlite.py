@@ -254,6 +254,10 @@ class SQLiteStore:
     async def start(self) -> None:
         if self._open:
             return
+        # Made here, not in __init__: they belong to the loop the store runs on.
+        self._has_pending = asyncio.Event()
+        self._compact_due = asyncio.Event()
+        self._compact_lock = asyncio.Lock()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._readers = ThreadPoolExecutor(self.read_threads, thread_name_prefix="sqlite-reader")
         try:
@@ -266,6 +270,8 @@ class SQLiteStore:
             asyncio.create_task(self._write_loop(), name="sqlite-writer"),
             asyncio.create_task(self._compact_loop(), name="sqlite-compactor"),
         ]
+        for task in self._tasks:
+            task.add_done_callback(_report_death)
 
     async def close(self) -> None:
         if not self._open:
@@ -660,6 +666,12 @@ def _history(conn: sqlite3.Connection, prefix: str, start: int, limit: int) -> t
         kv = KeyValue(key, value, create_revision, revision)
         events.append(Event("DELETE" if deleted else "PUT", kv, prev))
     return events, head
+
+
+def _report_death(task: asyncio.Task[None]) -> None:
+    """Both background tasks only end on close(): any other end is a bug to shout about."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("sqlite store: %s task died", task.get_name(), exc_info=task.exception())
 
 
 def _lock_file(path: str) -> int:
