@@ -122,6 +122,14 @@ def namespace(obj: dict[str, Any]) -> None:
 
 
 def node(obj: dict[str, Any]) -> None:
+    spec = _dict(obj.get("spec"))
+    if spec is not None:
+        # podCIDR is the first of podCIDRs (v1 conversion keeps them in step).
+        cidrs = spec.get("podCIDRs")
+        if spec.get("podCIDR") and not cidrs:
+            spec["podCIDRs"] = [spec["podCIDR"]]
+        elif isinstance(cidrs, list) and cidrs and not spec.get("podCIDR"):
+            spec["podCIDR"] = cidrs[0]
     status = _dict(obj.get("status"))
     if status is None:
         return

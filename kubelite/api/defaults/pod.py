@@ -44,7 +44,25 @@ def pod(obj: dict[str, Any]) -> None:
     # Set by the Priority admission plugin for pods without a priority class.
     spec.setdefault("priority", 0)
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    grace = spec.get("terminationGracePeriodSeconds")
+    if isinstance(grace, int) and not isinstance(grace, bool) and grace < 0:
+        # Kubernetes warns and stores a negative grace period as 1 (a zero would mean "kill now").
+        spec["terminationGracePeriodSeconds"] = 1
     pod_spec(spec)
+    _status_ips(obj.get("status"))
+
+
+def _status_ips(value: Any) -> None:
+    """Keep the singular and plural status IP fields in step, as the v1 conversion does."""
+    status = _dict(value)
+    if status is None:
+        return
+    for single, plural in (("podIP", "podIPs"), ("hostIP", "hostIPs")):
+        ips = status.get(plural)
+        if status.get(single) and not ips:
+            status[plural] = [{"ip": status[single]}]
+        elif isinstance(ips, list) and ips and isinstance(ips[0], dict) and not status.get(single):
+            status[single] = ips[0].get("ip")
 
 
 def pod_template(template: Any) -> None:
@@ -64,6 +82,11 @@ def pod_spec(spec: dict[str, Any]) -> None:
         spec["terminationGracePeriodSeconds"] = DEFAULT_TERMINATION_GRACE_PERIOD
     if not spec.get("schedulerName"):
         spec["schedulerName"] = DEFAULT_SCHEDULER
+    # The deprecated serviceAccount alias mirrors serviceAccountName (v1 conversion).
+    if not spec.get("serviceAccountName") and spec.get("serviceAccount"):
+        spec["serviceAccountName"] = spec["serviceAccount"]
+    if spec.get("serviceAccountName"):
+        spec["serviceAccount"] = spec["serviceAccountName"]
     for key in _CONTAINER_LISTS:
         for ctr in _dicts(spec.get(key)):
             container(ctr)

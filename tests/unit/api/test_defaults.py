@@ -192,3 +192,17 @@ def test_garbage_never_raises() -> None:
         for value in junk:
             for field in ("spec", "metadata", "status", "data", "stringData", "subsets", "ports", "type"):
                 apply_defaults(kind, {field: copy.deepcopy(value)})
+
+
+def test_conversion_aliases_are_kept_in_step() -> None:
+    pod = defaulted({"kind": "Pod", "spec": {"serviceAccount": "builder", "terminationGracePeriodSeconds": -5,
+                                             "containers": []},
+                     "status": {"podIPs": [{"ip": "10.244.1.5"}], "hostIP": "192.0.2.10"}})
+    assert pod["spec"]["serviceAccountName"] == pod["spec"]["serviceAccount"] == "builder"
+    assert pod["spec"]["terminationGracePeriodSeconds"] == 1
+    assert pod["status"] == {"podIP": "10.244.1.5", "podIPs": [{"ip": "10.244.1.5"}], "hostIP": "192.0.2.10",
+                             "hostIPs": [{"ip": "192.0.2.10"}]}
+    node = defaulted({"kind": "Node", "spec": {"podCIDRs": ["10.244.1.0/24", "fd00:1::/64"]}})
+    assert node["spec"]["podCIDR"] == "10.244.1.0/24"
+    node = defaulted({"kind": "Node", "spec": {"podCIDR": "10.244.2.0/24"}})
+    assert node["spec"]["podCIDRs"] == ["10.244.2.0/24"]

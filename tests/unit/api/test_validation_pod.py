@@ -154,7 +154,7 @@ CASES: list[tuple[str, Mutation, str]] = [
      '"Default", "None"'),
     ("dns-none-config", lambda o: spec(o).update(dnsPolicy="None"),
      "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"),
-    ("grace-negative-ok", lambda o: spec(o).update(terminationGracePeriodSeconds=-1), ""),
+    ("grace-negative-becomes-one", lambda o: spec(o).update(terminationGracePeriodSeconds=-1), ""),
     ("deadline", lambda o: spec(o).update(activeDeadlineSeconds=0),
      "spec.activeDeadlineSeconds: Invalid value: 0: must be between 1 and 2147483647, inclusive"),
     ("node-selector", lambda o: spec(o).update(nodeSelector={"disk": "ssd!"}),
