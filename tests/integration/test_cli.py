@@ -230,9 +230,11 @@ async def test_get_tables_like_kubectl(cluster: Cluster) -> None:
     assert header.split()[:2] == ["NAMESPACE", "NAME"] and "CONTAINERS" in header and header.endswith("LABELS")
     assert row.startswith("shop") and row.endswith("app=web")
 
-    r = await cluster.run("get", "deploy,svc", "-n", "shop", "--no-headers")
+    r = await cluster.run("get", "deploy,svc", "-n", "shop")
     lines = r.out.splitlines()
-    assert lines[0].startswith("deployment.apps/web") and lines[1] == "" and lines[2].startswith("service/web")
+    assert lines[1].startswith("deployment.apps/web") and lines[2] == "" and lines[4].startswith("service/web")
+    r = await cluster.run("get", "deploy,svc", "-n", "shop", "--no-headers")
+    assert [line.split()[0] for line in r.out.splitlines()] == ["deployment.apps/web", "service/web"]
 
     r = await cluster.run("get", "all", "-n", "shop", "-o", "name")
     assert r.out.splitlines() == ["service/web", "deployment.apps/web"]
@@ -335,7 +337,8 @@ async def test_delete_by_name_selector_and_file(cluster: Cluster) -> None:
     assert r.code == 0 and sorted(r.out.splitlines()) == [
         'configmap "b" deleted from default namespace', 'configmap "c" deleted from default namespace']
 
-    r = await cluster.run("delete", "-f", path, "--cascade=foreground")
+    # No controllers run here: a namespace is never finalized, so do not wait for it.
+    r = await cluster.run("delete", "-f", path, "--wait=false")
     assert r.code == 0, r.err
     assert r.out.splitlines() == ['deployment.apps "web" deleted from shop namespace',
                                   'service "web" deleted from shop namespace', 'namespace "shop" deleted']
@@ -344,6 +347,28 @@ async def test_delete_by_name_selector_and_file(cluster: Cluster) -> None:
 
     r = await cluster.run("delete", "cm")
     assert r.code == 1 and r.err == "error: resource(s) were provided, but no name was specified\n"
+
+
+async def test_delete_waits_for_finalizers_until_timeout(cluster: Cluster) -> None:
+    cm = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}, "data": {}}
+    assert (await cluster.api.post("/api/v1/namespaces/default/configmaps", json=cm)).status == 201
+    r = await cluster.run("delete", "cm", "held", "--timeout=1s")
+    assert r.code == 1 and r.out == 'configmap "held" deleted from default namespace\n'
+    assert r.err == 'error: timed out waiting for the condition on configmap "held"\n'
+
+    async def release() -> None:
+        await asyncio.sleep(0.3)
+        r = await cluster.api.patch("/api/v1/namespaces/default/configmaps/held",
+                                    json={"metadata": {"finalizers": None}},
+                                    headers={"Content-Type": "application/merge-patch+json"})
+        assert r.status == 200, await r.text()
+
+    releasing = asyncio.create_task(release())
+    r = await cluster.run("delete", "cm", "held", "--ignore-not-found")
+    await releasing
+    assert r.code == 0, r.err
+    status, _ = await cluster.get_json("/api/v1/namespaces/default/configmaps/held")
+    assert status == 404
 
 
 # --- scale, label, annotate ------------------------------------------------------------------------
