@@ -104,9 +104,6 @@ def init_containers(errs: Errs, path: str, value: Any, app: Any, ctx: PodContext
         for key in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe"):
             if ctr.get(key) is not None:
                 errs.append(forbidden(f"{at}.{key}", "may not be set for init containers without restartPolicy=Always"))
-        if as_list(ctr.get("resizePolicy")):
-            errs.append(invalid(f"{at}.resizePolicy", gofmt.raw(ctr.get("resizePolicy")),
-                                "must not be set for init containers"))
 
 
 def _common(errs: Errs, path: str, ctr: dict[str, Any], ctx: PodContext) -> None:

@@ -25,6 +25,12 @@ _DNS1123_LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alp
 _DNS1123_SUBDOMAIN_FMT = _DNS1123_LABEL_FMT + "(\\." + _DNS1123_LABEL_FMT + ")*"
 _DNS1123_SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
                           "'-' or '.', and must start and end with an alphanumeric character")
+_DNS1123_LABEL_UNDERSCORE_FMT = "_?[a-z0-9]([-_a-z0-9]*[a-z0-9])?"
+_DNS1123_SUBDOMAIN_UNDERSCORE_FMT = (_DNS1123_LABEL_UNDERSCORE_FMT + "(\\." + _DNS1123_LABEL_UNDERSCORE_FMT
+                                     + ")*")
+_DNS1123_SUBDOMAIN_UNDERSCORE_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                                     "characters, '_', '-' or '.', and must start and end with an alphanumeric "
+                                     "character")
 _DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
 _DNS1035_LABEL_MSG = ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "
                       "an alphabetic character, and end with an alphanumeric character")
@@ -49,6 +55,7 @@ _RELAXED_ENV_MSG = "a valid environment variable name must consist only of print
 
 _DNS1123_LABEL = re.compile(_DNS1123_LABEL_FMT)
 _DNS1123_SUBDOMAIN = re.compile(_DNS1123_SUBDOMAIN_FMT)
+_DNS1123_SUBDOMAIN_UNDERSCORE = re.compile(_DNS1123_SUBDOMAIN_UNDERSCORE_FMT)
 _DNS1035_LABEL = re.compile(_DNS1035_LABEL_FMT)
 _WILDCARD = re.compile(_WILDCARD_FMT)
 _LABEL_KEY = re.compile(_LABEL_KEY_FMT)
@@ -102,6 +109,16 @@ def is_dns1123_subdomain(value: str, *, bytes_: bool = False) -> list[str]:
         errs.append((max_bytes_error if bytes_ else max_len_error)(DNS1123_SUBDOMAIN_MAX))
     if not _DNS1123_SUBDOMAIN.fullmatch(value):
         errs.append(regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN_FMT, "example.com"))
+    return errs
+
+
+def is_dns1123_subdomain_with_underscore(value: str) -> list[str]:
+    """DNS search domains since RelaxedDNSSearchValidation: labels may also contain (and begin with) '_'."""
+    errs = []
+    if len(value) > DNS1123_SUBDOMAIN_MAX:
+        errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX))
+    if not _DNS1123_SUBDOMAIN_UNDERSCORE.fullmatch(value):
+        errs.append(regex_error(_DNS1123_SUBDOMAIN_UNDERSCORE_MSG, _DNS1123_SUBDOMAIN_UNDERSCORE_FMT, "example.com"))
     return errs
 
 

@@ -226,7 +226,8 @@ def dns_config(errs: Errs, path: str, value: Any, dns_policy: str) -> None:
                             "search list"))
     for i, search in enumerate(searches):
         if search != ".":
-            dns_subdomain(errs, f"{path}.searches[{i}]", search.removesuffix("."))
+            search = search.removesuffix(".")
+            each_invalid(errs, f"{path}.searches[{i}]", search, formats.is_dns1123_subdomain_with_underscore(search))
     for i, option in enumerate(as_dict(o) for o in as_list(config.get("options"))):
         if not as_str(option.get("name")):
             errs.append(required(f"{path}.options[{i}]", "must not be empty"))

@@ -374,3 +374,16 @@ def test_pod_update_compares_like_go_structs() -> None:
     spec(new)["hostNetwork"] = False
     ctr(new)["ports"][0]["hostPort"] = 0
     assert messages(new, old) == []
+
+
+def test_dns_config_searches_allow_underscores() -> None:
+    def searches(values: list[str]) -> Mutation:
+        return lambda o: spec(o).update(dnsConfig={"searches": values, "nameservers": ["10.96.0.10"]})
+    assert messages(mutated(pod, searches(["_srv.example.com", "svc.cluster.local.", "."]))) == []
+    assert messages(mutated(pod, searches(["Bad"]))) == [
+        'spec.dnsConfig.searches[0]: Invalid value: "Bad": a lowercase RFC 1123 subdomain must consist of lower '
+        "case alphanumeric characters, '_', '-' or '.', and must start and end with an alphanumeric character "
+        "(e.g. 'example.com', regex used for validation is "
+        "'_?[a-z0-9]([-_a-z0-9]*[a-z0-9])?(\\._?[a-z0-9]([-_a-z0-9]*[a-z0-9])?)*')"]
+    assert messages(mutated(pod, searches(["a"] * 33)))[0].startswith(
+        "spec.dnsConfig.searches: Invalid value: []string{")
