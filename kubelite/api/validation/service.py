@@ -226,6 +226,30 @@ def _cluster_ips_update(errs: Errs, spec: dict[str, Any], old: dict[str, Any]) -
                                 "must be set to 'SingleStack' when releasing the secondary clusterIP"))
     elif old_ips and new_ips[0] != old_ips[0]:
         errs.append(invalid("spec.clusterIPs[0]", shown, "may not change once set"))
+    _ip_families_update(errs, spec, old)
+
+
+def _ip_families_update(errs: Errs, spec: dict[str, Any], old: dict[str, Any]) -> None:
+    """The primary family stays; the secondary may be added, or released under SingleStack."""
+    if is_headless(spec) != is_headless(old) or is_headless(spec):
+        return
+    new_families, old_families = as_list(spec.get("ipFamilies")), as_list(old.get("ipFamilies"))
+    shown = gofmt.string_list(spec.get("ipFamilies"))
+    if len(old_families) == len(new_families):
+        if any(a != b for a, b in zip(old_families, new_families, strict=True)):
+            errs.append(invalid("spec.ipFamilies[0]", shown, "may not change once set"))
+    elif len(old_families) > len(new_families):
+        if not as_list(spec.get("clusterIPs")):
+            errs.append(invalid("spec.ipFamilies[0]", shown, "primary ipFamily can not be unset"))
+        if new_families and new_families[0] != old_families[0]:
+            errs.append(invalid("spec.ipFamilies[0]", gofmt.string_list(spec.get("clusterIPs")),
+                                "may not change once set"))
+        if len(new_families) == 1 and spec.get("ipFamilyPolicy") != "SingleStack":
+            errs.append(invalid("spec.ipFamilyPolicy", spec.get("ipFamilyPolicy"),
+                                "must be set to 'SingleStack' when releasing the secondary ipFamily"))
+    elif old_families and new_families[0] != old_families[0]:
+        errs.append(invalid("spec.ipFamilies[0]", gofmt.string_list(spec.get("clusterIPs")),
+                            "may not change once set"))
 
 
 def _load_balancer(errs: Errs, spec: dict[str, Any], kind: str) -> None:

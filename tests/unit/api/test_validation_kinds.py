@@ -264,3 +264,10 @@ def test_no_new_finalizers_while_deleting() -> None:
 
 def test_kind_lookup_is_by_group() -> None:
     assert KIND_BY_NAME["Lease"].group == "coordination.k8s.io"
+
+
+def test_unknown_kind_is_a_programming_error() -> None:
+    from kubelite.api.registry import Kind
+
+    with pytest.raises(LookupError):
+        validate(Kind("batch", "v1", "Job", "jobs", True), {}, None)

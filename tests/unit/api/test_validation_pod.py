@@ -387,3 +387,27 @@ def test_dns_config_searches_allow_underscores() -> None:
         "'_?[a-z0-9]([-_a-z0-9]*[a-z0-9])?(\\._?[a-z0-9]([-_a-z0-9]*[a-z0-9])?)*')"]
     assert messages(mutated(pod, searches(["a"] * 33)))[0].startswith(
         "spec.dnsConfig.searches: Invalid value: []string{")
+
+
+def test_scheduling_terms() -> None:
+    def affinity(value: dict[str, Any]) -> Mutation:
+        return lambda o: spec(o).update(affinity=value)
+    fields = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchFields": [{"key": "metadata.uid", "operator": "In", "values": ["a", "b"]}]}]}}}
+    at = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchFields[0]"
+    assert messages(mutated(pod, affinity(fields))) == [
+        f"{at}.values: Required value: must be only one value when `operator` is 'In' or 'NotIn' for node field "
+        "selector",
+        f'{at}.key: Invalid value: "metadata.uid": not a valid field selector key']
+    weighted = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 0, "preference": {"matchExpressions": [{"key": "zone", "operator": "Gt", "values": ["1", "2"]}]}}]}}
+    assert messages(mutated(pod, affinity(weighted))) == [
+        "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: Invalid value: 0: "
+        "must be in the range 1-100",
+        "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference.matchExpressions[0]"
+        ".values: Required value: must be specified single value when `operator` is 'Lt' or 'Gt'"]
+    spread = [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"},
+              {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "minDomains": 2}]
+    assert messages(mutated(pod, lambda o: spec(o).update(topologySpreadConstraints=spread))) == [
+        "spec.topologySpreadConstraints[0].{topologyKey, whenUnsatisfiable}: Duplicate value: "
+        '"{zone, DoNotSchedule}"']

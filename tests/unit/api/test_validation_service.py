@@ -144,3 +144,22 @@ def test_cluster_ip_may_be_allocated_but_not_changed() -> None:
     to_external = copy.deepcopy(allocated)
     to_external["spec"] = {"type": "ExternalName", "externalName": "db.example.com"}
     assert messages(to_external, allocated) == []
+
+
+def test_releasing_the_secondary_cluster_ip_needs_single_stack() -> None:
+    old = stored(lambda: mutated(service, lambda o: spec(o).update(
+        clusterIP="10.96.0.10", clusterIPs=["10.96.0.10", "fd00::10"], ipFamilyPolicy="PreferDualStack",
+        ipFamilies=["IPv4", "IPv6"])))
+    new = copy.deepcopy(old)
+    new["spec"].update(clusterIPs=["10.96.0.10"], ipFamilies=["IPv4"])
+    assert messages(new, old) == [
+        'spec.ipFamilyPolicy: Invalid value: "PreferDualStack": must be set to \'SingleStack\' when releasing the '
+        "secondary clusterIP",
+        'spec.ipFamilyPolicy: Invalid value: "PreferDualStack": must be set to \'SingleStack\' when releasing the '
+        "secondary ipFamily"]
+    flipped = copy.deepcopy(old)
+    flipped["spec"]["ipFamilies"] = ["IPv6", "IPv4"]
+    assert 'spec.ipFamilies[0]: Invalid value: []string{"IPv6", "IPv4"}: may not change once set' in \
+        messages(flipped, old)
+    new["spec"]["ipFamilyPolicy"] = "SingleStack"
+    assert messages(new, old) == []
