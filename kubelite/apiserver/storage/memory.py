@@ -116,7 +116,7 @@ class MemoryStore:
         return kv
 
     async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[EventBatch]:
-        if start_revision and start_revision <= self._compacted:
+        if start_revision and start_revision < self._compacted:
             raise Compacted(start_revision, self._compacted)
         next_rev = start_revision or self._revision + 1
         while True:
