@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from kubelite.api.registry import Kind, by_kind
-from kubelite.cli import reads, selection
+from kubelite.cli import jsonpath, reads, selection
 from kubelite.cli.output import (
     TABLE_ACCEPT,
     TablePrinter,
@@ -34,6 +34,24 @@ from kubelite.cli.session import CliError, Session, run
 from kubelite.client.rest import ApiException, NotFound
 
 OUTPUTS = ("wide", "yaml", "json", "name")
+OBJECT_OUTPUTS = ("yaml", "json", "name", "jsonpath")
+
+
+def output_format(text: str) -> str:
+    """``-o``: one of `OUTPUTS` or ``jsonpath=TEMPLATE`` (checked here, so that a typo fails at once)."""
+    if text in ("", *OUTPUTS) or text.startswith("jsonpath="):
+        if text.startswith("jsonpath="):
+            try:
+                jsonpath.parse(text[len("jsonpath="):])
+            except jsonpath.JSONPathError as e:
+                raise argparse.ArgumentTypeError(f"error parsing jsonpath {text[9:]}: {e}") from None
+        return text
+    raise argparse.ArgumentTypeError(f"unable to match a printer suitable for the output format \"{text}\", "
+                                     f"allowed formats are: {','.join((*OUTPUTS, 'jsonpath'))}")
+
+
+def _kind_of_output(args: argparse.Namespace) -> str:
+    return "jsonpath" if args.output.startswith("jsonpath=") else args.output
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -44,7 +62,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("-A", "--all-namespaces", action="store_true", help="list across all namespaces")
     p.add_argument("-l", "--selector", default="", help="label selector, e.g. app=web,tier!=db")
     p.add_argument("--field-selector", default="", help="field selector, e.g. metadata.name=web")
-    p.add_argument("-o", "--output", default="", choices=OUTPUTS, help="output format")
+    p.add_argument("-o", "--output", default="", type=output_format,
+                   help="output format: wide, yaml, json, name or jsonpath=TEMPLATE")
     p.add_argument("-w", "--watch", action="store_true", help="after listing, watch for changes")
     p.add_argument("--no-headers", action="store_true", help="do not print table headers")
     p.add_argument("--show-labels", action="store_true", help="show labels as the last column")
@@ -64,7 +83,7 @@ async def get(args: argparse.Namespace, s: Session) -> int:
         if len(selections) != 1 or len(selections[0].names) > 1:
             raise CliError("you may only specify a single resource type (and at most one name) with --watch")
         return await watch(args, s, selections[0], namespace)
-    if args.output in ("yaml", "json", "name"):
+    if _kind_of_output(args) in OBJECT_OUTPUTS:
         return await _print_objects(args, s, selections, namespace)
     return await _print_tables(args, s, selections, namespace)
 
@@ -123,9 +142,21 @@ async def _print_objects(args: argparse.Namespace, s: Session, selections: list[
         printed = len(objects)
     elif objects or not single:
         shown: Any = for_output(objects[0]) if single else as_list(for_output(o) for o in objects)
-        s.out.write(to_yaml(shown) if args.output == "yaml" else to_json(shown))
+        s.out.write(_document(args, shown))
         printed = 1
     return _finish(args, s, selections, printed, failures)
+
+
+def _document(args: argparse.Namespace, obj: Any) -> str:
+    if args.output == "yaml":
+        return to_yaml(obj)
+    if args.output == "json":
+        return to_json(obj)
+    template = args.output[len("jsonpath="):]
+    try:
+        return jsonpath.render(template, obj)
+    except jsonpath.JSONPathError as e:
+        raise CliError(f"error executing jsonpath {template!r}: {e}") from None
 
 
 def _name_line(obj: dict[str, Any]) -> str:
@@ -202,4 +233,4 @@ def _print_watched(args: argparse.Namespace, s: Session, obj: dict[str, Any]) ->
     elif args.output == "yaml":
         s.out.write("---\n" + to_yaml(for_output(obj)))
     else:
-        s.out.write(to_json(for_output(obj)))
+        s.out.write(_document(args, for_output(obj)))

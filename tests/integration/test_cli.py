@@ -253,6 +253,13 @@ async def test_get_objects_as_yaml_json_and_errors(cluster: Cluster) -> None:
     assert listed["kind"] == "List" and [i["metadata"]["name"] for i in listed["items"]] == ["settings"]
     assert listed["items"][0]["kind"] == "ConfigMap"
 
+    r = await cluster.run("get", "cm", "-o", "jsonpath={.items[*].metadata.name}")
+    assert r.code == 0 and r.out == "settings"
+    r = await cluster.run("get", "cm", "settings", "-o", "jsonpath={.data.mode}")
+    assert r.out == "production"
+    r = await cluster.run("get", "cm", "settings", "-o", "jsonpath={.nothing}")
+    assert r.code == 1 and "is not found" in r.err
+
     r = await cluster.run("get", "cm", "settings", "missing")
     assert r.code == 1 and r.out.splitlines()[1].startswith("settings")
     assert r.err == 'Error from server (NotFound): configmaps "missing" not found\n'
