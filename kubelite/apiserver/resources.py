@@ -261,8 +261,12 @@ class Resources:
 
     async def _commit_update(self, kind: Kind, mod_revision: int, cur: Obj, new: Obj, opts: WriteOptions,
                              *, managed: bool = True, subresource: str = "") -> Obj | None:
-        """Admit and write ``new`` over ``cur``; None when another writer got there first."""
-        admit(kind, new, cur, "UPDATE")
+        """Admit and write ``new`` over ``cur``; None when another writer got there first.
+
+        A binding sets ``spec.nodeName``, which pod updates may not change: it is checked by `bind` itself,
+        not by update validation, as in Kubernetes."""
+        if subresource != "binding":
+            admit(kind, new, cur, "UPDATE")
         if managed:
             update_managed_fields(cur, new, manager=opts.field_manager, api_version=kind.api_version,
                                   now=rfc3339(now()), operation="Update", subresource=subresource)
