@@ -101,12 +101,14 @@ def _comparable(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def apply_outcome(before: Mapping[str, Any] | None, after: Mapping[str, Any], *, dry_run: bool) -> str:
-    """``created`` when there was nothing before; else ``unchanged`` when the write changed nothing
-    (same resourceVersion; for a dry run, which never bumps it, the same content), else ``configured``."""
+    """``created`` when there was nothing before; ``unchanged`` when the object reads the same apart from
+    bookkeeping (resourceVersion, generation, managedFields): a write that only moved field ownership
+    changed nothing the user configured; else ``configured``. A dry run never bumps the resourceVersion,
+    so only the content can tell."""
     if before is None:
         return "created"
-    if dry_run:
-        return "unchanged" if _comparable(before) == _comparable(after) else "configured"
     rv_before = (before.get("metadata") or {}).get("resourceVersion")
     rv_after = (after.get("metadata") or {}).get("resourceVersion")
-    return "unchanged" if rv_before and rv_before == rv_after else "configured"
+    if not dry_run and rv_before and rv_before == rv_after:
+        return "unchanged"
+    return "unchanged" if _comparable(before) == _comparable(after) else "configured"

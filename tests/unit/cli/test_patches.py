@@ -57,6 +57,8 @@ def _obj(rv: str, replicas: int = 1) -> dict[str, Any]:
 def test_apply_outcome() -> None:
     assert patches.apply_outcome(None, _obj("1"), dry_run=False) == "created"
     assert patches.apply_outcome(_obj("1"), _obj("1"), dry_run=False) == "unchanged"
-    assert patches.apply_outcome(_obj("1"), _obj("2"), dry_run=False) == "configured"
+    assert patches.apply_outcome(_obj("1"), _obj("2", 3), dry_run=False) == "configured"
+    # Only bookkeeping (managedFields, resourceVersion) changed: nothing the user configured.
+    assert patches.apply_outcome(_obj("1"), _obj("2"), dry_run=False) == "unchanged"
     assert patches.apply_outcome(_obj("1"), _obj("1", 3), dry_run=True) == "configured"
     assert patches.apply_outcome(_obj("1"), _obj("1"), dry_run=True) == "unchanged"
