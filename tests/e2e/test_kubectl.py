@@ -134,7 +134,7 @@ def test_server_side_apply(cluster: Cluster) -> None:
     assert "deployment.apps/web serverside-applied" in out
     out = cluster.kubectl("apply", "--server-side", "-f", "-", input=doc).stdout
     assert "serverside-applied" in out
-    got = cluster.kubectl_json("get", "deploy", "web", "-n", "ssa")
+    got = cluster.kubectl_json("get", "deploy", "web", "-n", "ssa", "--show-managed-fields")
     assert any(m["manager"] == "kubectl" and m["operation"] == "Apply" for m in got["metadata"]["managedFields"])
     cluster.kubectl("scale", "deploy/web", "-n", "ssa", "--replicas=4")
     conflict = cluster.kubectl("apply", "--server-side", "-f", "-", input=doc.replace("replicas: 2", "replicas: 6"),
