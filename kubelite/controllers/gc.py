@@ -21,8 +21,8 @@ What one reconcile of object X does (the decisions are pure functions, unit-test
 
 An owner missing from the caches is looked up live before it is called absent (the caches may simply not
 have seen it yet); uids confirmed absent are remembered, since a uid never comes back. An owner whose kind
-is unknown, or a namespaced owner of a cluster-scoped object, cannot be resolved and counts as present:
-the collector never deletes what it cannot prove is garbage.
+is unknown, whose reference has no name, or a namespaced owner of a cluster-scoped object cannot be
+resolved and counts as present: the collector never deletes what it cannot prove is garbage.
 
 Every write carries the resourceVersion of the state it was decided from (deletes as a precondition), so
 a decision made on a stale cache fails with 409 and is made again once the cache has caught up.
@@ -298,16 +298,15 @@ class GarbageCollector:
             kind = by_kind(str(ref.get("apiVersion") or ""), str(ref.get("kind") or ""))
         except UnknownKind:
             return OwnerState.UNRESOLVABLE
-        if kind.namespaced and not dependent.kind.namespaced:
+        name = str(ref.get("name") or "")
+        if not name or (kind.namespaced and not dependent.kind.namespaced):
             return OwnerState.UNRESOLVABLE
         namespace = meta.namespace(dependent.obj) if kind.namespaced else None
         try:
-            live = await self.client.get(kind, str(ref.get("name") or ""), namespace)
+            live = await self.client.get(kind, name, namespace)
         except NotFound:
             self._remember_absent(uid)
             return OwnerState.ABSENT
-        except ValueError:  # no name in the reference: nothing can be looked up
-            return OwnerState.UNRESOLVABLE
         if meta.uid(live) != uid:  # the name now belongs to another object
             self._remember_absent(uid)
             return OwnerState.ABSENT

@@ -270,8 +270,7 @@ class NamespaceController:
                 return None
         if failures:
             raise RuntimeError(f"namespace {name}: " + "; ".join(failures))
-        if outcome.finalize:
-            await self._finalize(ns)
+        if outcome.finalize and await self._finalize(ns):
             log.info("namespace %s: content removed, finalizer %r released", name, FINALIZER)
         return outcome.requeue_after
 
@@ -309,7 +308,8 @@ class NamespaceController:
         except NotFound:
             return None
 
-    async def _finalize(self, ns: Obj) -> None:
+    async def _finalize(self, ns: Obj) -> bool:
+        """Remove our finalizer; False when the namespace was already gone."""
         body = finalized(ns)
         try:
             if await self._finalize_is_served():
@@ -318,15 +318,23 @@ class NamespaceController:
             else:
                 await self.client.update(NAMESPACES, body, field_manager=FIELD_MANAGER)
         except NotFound:
-            pass  # another finalizer (or controller) finished first: the namespace is gone
+            return False  # finished by an earlier pass whose result the cache had not shown yet
+        return True
 
     async def _finalize_is_served(self) -> bool:
-        """Whether the API server serves ``namespaces/finalize`` (asked once, from ``/api/v1`` discovery)."""
+        """Whether the API server serves ``namespaces/finalize`` (asked once, from ``/api/v1`` discovery;
+        a server without that document does not serve it)."""
         if self._finalize_served is None:
-            discovery = await self.client.request("GET", "/api/v1")
-            names = {r.get("name") for r in (discovery.get("resources") or []) if isinstance(r, dict)} \
-                if isinstance(discovery, dict) else set()
+            try:
+                discovery = await self.client.request("GET", "/api/v1")
+            except NotFound:
+                discovery = {}
+            resources = discovery.get("resources") if isinstance(discovery, dict) else None
+            names = {r.get("name") for r in resources or [] if isinstance(r, dict)}
             self._finalize_served = "namespaces/finalize" in names
-            log.info("namespace controller: the API server %s namespaces/finalize",
-                     "serves" if self._finalize_served else "does not serve (finalizing with PUT)")
+            if self._finalize_served:
+                log.info("namespace controller: finalizing through namespaces/finalize")
+            else:
+                log.info("namespace controller: the API server does not serve namespaces/finalize; "
+                         "finalizing with a PUT of the namespace")
         return self._finalize_served
