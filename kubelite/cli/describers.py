@@ -5,6 +5,7 @@ it may read related objects (a Deployment's ReplicaSets, a Node's pods, a Servic
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -50,10 +51,10 @@ def _conditions(w: Writer, conditions: list[dict[str, Any]] | None, columns: tup
         w.line(1, *[timestamp(cond.get(c)) if c.endswith("Time") else scalar(cond.get(c)) for c in columns])
 
 
-def _ports(ports: list[dict[str, Any]] | None, key: str) -> str:
-    if not ports:
-        return NONE
-    return ", ".join(f"{p.get(key, 0)}/{p.get('protocol') or 'TCP'}" for p in ports)
+def _ports(ports: list[dict[str, Any]], key: str) -> str:
+    """kubectl's ``80/TCP (http), 443/TCP``."""
+    return ", ".join(f"{p.get(key, 0)}/{p.get('protocol') or 'TCP'}" + (f" ({p['name']})" if p.get("name") else "")
+                     for p in ports)
 
 
 def _state(w: Writer, level: int, title: str, state: Mapping[str, Any] | None) -> None:
@@ -70,8 +71,11 @@ def _state(w: Writer, level: int, title: str, state: Mapping[str, Any] | None) -
             w.line(level + 1, f"{label}:", timestamp(value) if field.endswith("At") else scalar(value))
 
 
-def _container(w: Writer, level: int, c: dict[str, Any], status: dict[str, Any] | None) -> None:
-    w.line(level, f"{c.get('name', '')}:")
+def _container(w: Writer, level: int, c: dict[str, Any], status: dict[str, Any] | None,
+               prefix: str = "") -> None:
+    """One container: its name at ``level`` (after ``prefix``, kubectl's extra space in pod templates),
+    its fields one level deeper."""
+    w.line(level, f"{prefix}{c.get('name', '')}:")
     inner = level + 1
     if status is not None:
         w.line(inner, "Container ID:", status.get("containerID") or "")
@@ -79,8 +83,9 @@ def _container(w: Writer, level: int, c: dict[str, Any], status: dict[str, Any] 
     if status is not None:
         w.line(inner, "Image ID:", status.get("imageID") or "")
     ports = c.get("ports") or []
-    w.line(inner, "Port:", _ports(ports, "containerPort"))
-    w.line(inner, "Host Port:", _ports(ports, "hostPort"))
+    plural = "s" if len(ports) > 1 else ""
+    w.line(inner, f"Port{plural}:", _ports(ports, "containerPort") or NONE)
+    w.line(inner, f"Host Port{plural}:", _ports(ports, "hostPort") or NONE)
     for field, title in (("command", "Command"), ("args", "Args")):
         if c.get(field):
             w.line(inner, f"{title}:")
@@ -125,6 +130,15 @@ def _env_source(source: Mapping[str, Any]) -> str:
     return "<unknown source>"
 
 
+_VOLUME_TYPES = {
+    "emptyDir": "EmptyDir (a temporary directory that shares a pod's lifetime)",
+    "configMap": "ConfigMap (a volume populated by a ConfigMap)",
+    "secret": "Secret (a volume populated by a Secret)",
+    "hostPath": "HostPath (bare host directory volume)",
+    "persistentVolumeClaim": "PersistentVolumeClaim (a reference to a PersistentVolumeClaim in the same namespace)",
+}
+
+
 def _volumes(w: Writer, level: int, volumes: list[dict[str, Any]] | None) -> None:
     if not volumes:
         w.line(level, "Volumes:", NONE)
@@ -136,7 +150,11 @@ def _volumes(w: Writer, level: int, volumes: list[dict[str, Any]] | None) -> Non
         if source is None:
             continue
         kind, body = source
-        w.line(level + 2, "Type:", kind[:1].upper() + kind[1:])
+        w.line(level + 2, "Type:", _VOLUME_TYPES.get(kind, kind[:1].upper() + kind[1:]))
+        if kind == "emptyDir":
+            w.line(level + 2, "Medium:", (body or {}).get("medium", ""))
+            w.line(level + 2, "SizeLimit:", (body or {}).get("sizeLimit", "<unset>"))
+            continue
         for k in sorted(body or {}):
             if not isinstance(body[k], (dict, list)):
                 w.line(level + 2, f"{k[:1].upper() + k[1:]}:", scalar(body[k]))
@@ -153,8 +171,9 @@ def _pod_template(w: Writer, template: Mapping[str, Any] | None) -> None:
         if spec.get(field):
             w.line(1, f"{title}:")
             for c in spec[field]:
-                _container(w, 2, c, None)
+                _container(w, 1, c, None, prefix=" ")
     _volumes(w, 1, spec.get("volumes"))
+    _scheduling(w, 1, spec)
 
 
 def _controlled_by(w: Writer, obj: dict[str, Any]) -> None:
@@ -168,14 +187,15 @@ def _controlled_by(w: Writer, obj: dict[str, Any]) -> None:
 async def pod(client: Client, obj: dict[str, Any], w: Writer) -> None:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     w.line(0, "Priority:", spec.get("priority", 0))
-    w.line(0, "Service Account:", spec.get("serviceAccountName") or "default")
+    if spec.get("serviceAccountName"):
+        w.line(0, "Service Account:", spec["serviceAccountName"])
     node = spec.get("nodeName")
     w.line(0, "Node:", f"{node}/{status.get('hostIP', '')}" if node and status.get("hostIP") else node or NONE)
     if status.get("startTime"):
         w.line(0, "Start Time:", timestamp(status["startTime"]))
-    phase = status.get("phase") or "Pending"
+    phase = str(status.get("phase") or "")
     if meta.deletion_timestamp(obj):
-        phase = f"Terminating (lasts {meta.deletion_timestamp(obj)})"
+        phase = f"Terminating (since {timestamp(meta.deletion_timestamp(obj))})"
     w.line(0, "Status:", phase)
     for field, title in (("reason", "Reason"), ("message", "Message")):
         if status.get(field):
@@ -196,14 +216,18 @@ async def pod(client: Client, obj: dict[str, Any], w: Writer) -> None:
         if spec.get(field):
             w.line(0, f"{title}:")
             for c in spec[field]:
-                _container(w, 1, c, known.get(c.get("name"), {}))
+                _container(w, 1, c, known.get(c.get("name")))
     _conditions(w, status.get("conditions"), ("type", "status"))
     _volumes(w, 0, spec.get("volumes"))
     w.line(0, "QoS Class:", status.get("qosClass") or "BestEffort")
+    _scheduling(w, 0, spec)
+
+
+def _scheduling(w: Writer, level: int, spec: Mapping[str, Any]) -> None:
     selector = spec.get("nodeSelector") or {}
-    w.line(0, "Node-Selectors:", ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or NONE)
+    w.line(level, "Node-Selectors:", ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or NONE)
     tolerations = spec.get("tolerations") or []
-    w.line(0, "Tolerations:", ", ".join(_toleration(t) for t in tolerations) or NONE)
+    w.line(level, "Tolerations:", ", ".join(_toleration(t) for t in tolerations) or NONE)
 
 
 def _toleration(t: Mapping[str, Any]) -> str:
@@ -236,8 +260,9 @@ async def deployment(client: Client, obj: dict[str, Any], w: Writer) -> None:
     _pod_template(w, spec.get("template"))
     _conditions(w, status.get("conditions"), ("type", "status", "reason"))
     old, new = await _replicasets_of(client, obj)
-    w.line(0, "OldReplicaSets:", ", ".join(_rs_summary(rs) for rs in old) or NONE)
-    w.line(0, "NewReplicaSet:", _rs_summary(new) if new else NONE)
+    if old or new:
+        w.line(0, "OldReplicaSets:", ", ".join(_rs_summary(rs) for rs in old) or NONE)
+        w.line(0, "NewReplicaSet:", _rs_summary(new) if new else NONE)
 
 
 async def _replicasets_of(client: Client, deploy: dict[str, Any]) -> tuple[list[dict[str, Any]],
@@ -287,7 +312,7 @@ async def service(client: Client, obj: dict[str, Any], w: Writer) -> None:
         w.line(0, "IP Family Policy:", spec["ipFamilyPolicy"])
     if spec.get("ipFamilies"):
         w.line(0, "IP Families:", ",".join(spec["ipFamilies"]))
-    w.line(0, "IP:", spec.get("clusterIP") or NONE)
+    w.line(0, "IP:", spec.get("clusterIP") or "")
     w.line(0, "IPs:", ",".join(spec.get("clusterIPs") or []) or NONE)
     endpoints = await _endpoints(client, obj)
     for port in spec.get("ports") or []:
@@ -298,10 +323,12 @@ async def service(client: Client, obj: dict[str, Any], w: Writer) -> None:
         w.line(0, "TargetPort:", f"{target}/{proto}")
         if port.get("nodePort"):
             w.line(0, "NodePort:", f"{name}  {port['nodePort']}/{proto}")
-        w.line(0, "Endpoints:", _endpoint_text(endpoints, port.get("name") or ""))
+        w.line(0, "Endpoints:", _endpoint_text(endpoints, port.get("name") or "") or NONE)
     w.line(0, "Session Affinity:", spec.get("sessionAffinity") or "None")
-    if spec.get("externalTrafficPolicy"):
-        w.line(0, "External Traffic Policy:", spec["externalTrafficPolicy"])
+    for field, title in (("externalTrafficPolicy", "External Traffic Policy"),
+                         ("internalTrafficPolicy", "Internal Traffic Policy")):
+        if spec.get(field):
+            w.line(0, f"{title}:", spec[field])
 
 
 async def _endpoints(client: Client, svc: dict[str, Any]) -> dict[str, Any] | None:
@@ -354,10 +381,61 @@ async def node(client: Client, obj: dict[str, Any], w: Writer) -> None:
 
 async def namespace(client: Client, obj: dict[str, Any], w: Writer) -> None:
     w.line(0, "Status:", (obj.get("status") or {}).get("phase") or "Active")
+
+
+async def configmap(client: Client, obj: dict[str, Any], w: Writer) -> None:
+    """Each key, a ``----`` rule and the value as is (kubectl's ConfigMap describer)."""
     w.line(0, "")
-    w.line(0, "No resource quota.")
+    w.line(0, "Data")
+    w.line(0, "====")
+    for key, value in sorted((obj.get("data") or {}).items()):
+        w.line(0, f"{key}:")
+        w.line(0, "----")
+        w.line(0, f"{value}\n")  # the value verbatim, then a blank line (kubectl's "%s\n\n")
     w.line(0, "")
-    w.line(0, "No LimitRange resource.")
+    w.line(0, "BinaryData")
+    w.line(0, "====")
+    for key, value in sorted((obj.get("binaryData") or {}).items()):
+        w.line(0, f"{key}:", f"{len(value) * 3 // 4} bytes")
+    w.line(0, "")
+
+
+async def secret(client: Client, obj: dict[str, Any], w: Writer) -> None:
+    """The type and each key's size, never the values (kubectl's Secret describer)."""
+    w.line(0, "")
+    w.line(0, "Type:", obj.get("type") or "Opaque")
+    w.line(0, "")
+    w.line(0, "Data")
+    w.line(0, "====")
+    for key, value in sorted((obj.get("data") or {}).items()):
+        w.line(0, f"{key}:", f"{len(base64.b64decode(value or ''))} bytes")
+
+
+async def ingress(client: Client, obj: dict[str, Any], w: Writer) -> None:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    lb = (status.get("loadBalancer") or {}).get("ingress") or []
+    w.line(0, "Address:", ",".join(i.get("ip") or i.get("hostname") or "" for i in lb))
+    w.line(0, "Ingress Class:", spec.get("ingressClassName") or NONE)
+    default = spec.get("defaultBackend")
+    w.line(0, "Default backend:", _backend(default) if default else "<default>")
+    for tls in spec.get("tls") or []:
+        w.line(0, "TLS:")
+        w.line(1, f"{tls.get('secretName', '')} terminates {','.join(tls.get('hosts') or [])}")
+    rules = spec.get("rules") or []
+    if rules:
+        w.line(0, "Rules:")
+        w.line(1, "Host", "Path", "Backends")
+        w.line(1, "----", "----", "--------")
+        for rule in rules:
+            w.line(1, rule.get("host") or "*", "")
+            for path in (rule.get("http") or {}).get("paths") or []:
+                w.line(1, "", path.get("path") or "/", _backend(path.get("backend") or {}))
+
+
+def _backend(backend: Mapping[str, Any]) -> str:
+    svc = backend.get("service") or {}
+    port = svc.get("port") or {}
+    return f"{svc.get('name', '')}:{port.get('number') or port.get('name') or ''}"
 
 
 DESCRIBERS: dict[tuple[str, str], Describer] = {
@@ -367,4 +445,7 @@ DESCRIBERS: dict[tuple[str, str], Describer] = {
     ("v1", "Service"): service,
     ("v1", "Node"): node,
     ("v1", "Namespace"): namespace,
+    ("v1", "ConfigMap"): configmap,
+    ("v1", "Secret"): secret,
+    ("networking.k8s.io/v1", "Ingress"): ingress,
 }

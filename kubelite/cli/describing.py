@@ -80,13 +80,13 @@ def annotation_lines(w: Writer, level: int, values: Mapping[str, str] | None) ->
 
 
 def header(w: Writer, obj: dict[str, Any], *, namespaced: bool) -> None:
-    """What every description starts with: Name, Namespace, Labels, Annotations, CreationTimestamp."""
+    """What every description starts with: Name, Namespace, CreationTimestamp, Labels, Annotations."""
     w.line(0, "Name:", meta.name(obj))
     if namespaced:
         w.line(0, "Namespace:", meta.namespace(obj))
+    w.line(0, "CreationTimestamp:", timestamp(meta.metadata(obj).get("creationTimestamp")))
     label_lines(w, 0, "Labels", meta.labels(obj))
     annotation_lines(w, 0, meta.annotations(obj))
-    w.line(0, "CreationTimestamp:", timestamp(meta.metadata(obj).get("creationTimestamp")))
 
 
 def smart_label(field: str) -> str:

@@ -95,7 +95,8 @@ async def _update_one(s: Session, sel: selection.Selection, obj: dict[str, Any],
             if arg.endswith("-") and "=" not in arg and arg[:-1] not in current:
                 s.out.write(f'label "{arg[:-1]}" not found.\n')
     if not patch:
-        return f"{object_ref(sel.kind, name)} not {done}"
+        # kubectl says "not labeled" for a no-op, but "annotated" whatever happened.
+        return f"{object_ref(sel.kind, name)} {'not ' if field == 'labels' else ''}{done}"
     await s.client.patch(sel.kind, name, patch, "merge", namespace=meta.namespace(obj) or s.namespace)
     updates = patch["metadata"][field]
     # kubectl says "unlabeled" when labels were only removed.

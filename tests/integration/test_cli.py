@@ -316,7 +316,13 @@ async def test_describe(cluster: Cluster) -> None:
     assert any(line.split()[:2] == ["Type:", "ClusterIP"] for line in r.out.splitlines())
 
     r = await cluster.run("describe", "configmap", "sett")  # kubectl's prefix match
-    assert r.code == 0 and "Data:" in r.out and "production" in r.out
+    assert r.code == 0 and "\nData\n====\nmode:\n----\nproduction\n\n" in r.out
+
+    await cluster.run("apply", "-f", "-", stdin="apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: robot}\n")
+    r = await cluster.run("describe", "sa", "robot")  # no describer of its own: kubectl's generic one
+    lines = r.out.splitlines()
+    assert lines[0].split() == ["Name:", "robot"] and "API Version:        v1" in lines
+    assert "Kind:               ServiceAccount" in lines and "Metadata:" in lines
 
     r = await cluster.run("describe", "ns", "shop")
     assert "Status:" in r.out and "Active" in r.out

@@ -14,9 +14,9 @@ def test_header_aligns_and_lists_labels_one_per_line() -> None:
                                        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"},
                                        "creationTimestamp": "2024-01-02T03:04:05Z"}}, namespaced=True)
     lines = w.text().splitlines()
-    assert lines[:5] == ["Name:               web", "Namespace:          shop", "Labels:             a=1",
-                         "                    b=2", "Annotations:        <none>"]
-    assert lines[5].startswith("CreationTimestamp: ") and "2024" in lines[5]
+    assert lines[:2] == ["Name:               web", "Namespace:          shop"]
+    assert lines[2].startswith("CreationTimestamp:  ") and "2024" in lines[2]
+    assert lines[3:] == ["Labels:             a=1", "                    b=2", "Annotations:        <none>"]
 
 
 def test_smart_label() -> None:
