@@ -100,7 +100,8 @@ def format_quantity(value: Decimal | int, fmt: Format = Format.DECIMAL_SI) -> st
 
 def to_millis(raw: QuantityInput | Decimal) -> int:
     """``ceil(q * 1000)`` away from zero, as ``Quantity.MilliValue()`` (``"0.1"`` → 100, ``"1n"`` → 1)."""
-    return _ceil_away(_value(raw) * 1000)
+    value = _value(raw)
+    return _ceil_away(value if value.adjusted() > 18 else value * 1000)
 
 
 def to_int(raw: QuantityInput | Decimal) -> int:
@@ -113,6 +114,9 @@ def _value(raw: QuantityInput | Decimal) -> Decimal:
 
 
 def _ceil_away(value: Decimal) -> int:
+    if value.adjusted() > 18:
+        # Beyond int64, as Quantity.Value() saturates; also never expands a huge exponent into digits.
+        return _MAX_INT64 if value > 0 else -_MAX_INT64
     numerator, denominator = value.as_integer_ratio()
     magnitude = -(-abs(numerator) // denominator)
     return magnitude if numerator >= 0 else -magnitude
@@ -198,7 +202,7 @@ def _parse(text: str) -> Quantity:
         if amount < 1:
             # Sub-unit binary amounts would need rounding; Kubernetes switches them to decimal.
             fmt = Format.DECIMAL_SI
-    return Quantity(amount if positive else -amount, fmt)
+    return Quantity(amount if positive else amount.copy_negate(), fmt)
 
 
 def _decimal(mantissa: int, exp10: int, negative: bool = False) -> Decimal:
@@ -210,6 +214,9 @@ def _round_to_nano(value: Decimal) -> Decimal:
     sign, digits, exp = value.as_tuple()
     if not isinstance(exp, int) or exp >= _NANO or not any(digits):
         return value
+    if len(digits) + exp <= _NANO:
+        # Smaller than one nano-unit: rounds up to exactly 1n (without computing a huge divisor).
+        return _decimal(1, _NANO, bool(sign))
     mantissa = int("".join(map(str, digits)))
     divisor = 10 ** (_NANO - exp)
     return _decimal(-(-mantissa // divisor), _NANO, bool(sign))

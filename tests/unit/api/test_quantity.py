@@ -139,3 +139,11 @@ def test_format_computed_amounts() -> None:
 def test_huge_exponents_stay_exact_and_fast() -> None:
     assert canonicalize("1e300000") == "1e300000"
     assert parse_quantity("1e-300000") == Decimal("1e-9")
+
+
+@pytest.mark.parametrize("raw", ["1e-999999999", "-1e-999999999", "1e999999999", "-1e999999999"])
+def test_extreme_exponents_stay_cheap(raw: str) -> None:
+    # A hostile manifest must not make the server expand a billion-digit number.
+    text = canonicalize(raw)
+    assert len(text) < 20
+    assert abs(to_millis(raw)) >= 1 and abs(to_int(raw)) >= 1
