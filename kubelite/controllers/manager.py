@@ -182,15 +182,20 @@ class ControllerManager:
         if self._running:
             raise RuntimeError("this ControllerManager is already running or has run")
         self._running = True
-        self._task = asyncio.create_task(self._run_controllers(self._stop), name="controller-manager")
+        task = self._task = asyncio.create_task(self._run_controllers(self._stop), name="controller-manager")
         synced = asyncio.create_task(self._synced.wait())
         try:
-            await asyncio.wait({synced, self._task}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({synced, task}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # we were cancelled while waiting: leave nothing running behind
+            self._task = None
+            task.cancel()
+            await asyncio.wait({task})
+            raise
         finally:
             synced.cancel()
         if not self._synced.is_set():
             # It ended before its caches synced: surface why.
-            task, self._task = self._task, None
+            self._task = None
             await task
             raise ControllerCrashed("the controller manager stopped before its caches synced")
         return self

@@ -166,3 +166,15 @@ async def test_configuration_errors(client: Client, kwargs: dict[str, Any], mess
 
 async def test_default_controllers(client: Client) -> None:
     assert [c.name for c in default_controllers(client)] == ["namespace", "garbagecollector"]
+
+
+async def test_cancelled_while_entering_leaves_nothing_running(client: Client, fake: FakeApiServer) -> None:
+    fake.fail_next(500, method="GET", path_contains="configmaps", times=10_000)  # never syncs
+    manager = ControllerManager(client, controllers=[Probe("p")])
+    entering = asyncio.create_task(manager.__aenter__())
+    await asyncio.sleep(0.05)
+    entering.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await entering
+    assert not manager.running
+    await eventually(lambda: fake.watch_count == 0)
