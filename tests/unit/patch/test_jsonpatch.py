@@ -124,7 +124,7 @@ def test_failed_patch_leaves_document_untouched() -> None:
 
 
 def test_copies_only_the_path_to_changes() -> None:
-    doc = {"metadata": {"name": "x"}, "spec": {"a": {"b": 1}, "c": {"d": 2}}}
+    doc: dict[str, Any] = {"metadata": {"name": "x"}, "spec": {"a": {"b": 1}, "c": {"d": 2}}}
     value = {"v": [1]}
     out = apply_json_patch(doc, [op("add", "/spec/a/e", value), op("add", "/spec/a/e/v/-", 2)])
     assert out["spec"]["c"] is doc["spec"]["c"]

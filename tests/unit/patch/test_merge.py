@@ -73,7 +73,7 @@ def test_array_patch_is_invalid() -> None:
 
 
 def test_copies_only_what_changes() -> None:
-    doc = {"metadata": {"name": "x", "labels": {"a": "1"}}, "spec": {"deep": {"tree": [1, 2]}},
+    doc: dict[str, Any] = {"metadata": {"name": "x", "labels": {"a": "1"}}, "spec": {"deep": {"tree": [1, 2]}},
            "status": {"phase": "Running"}}
     out = apply_merge_patch(doc, {"metadata": {"labels": {"b": "2"}}})
     assert out["spec"] is doc["spec"] and out["status"] is doc["status"]
@@ -82,7 +82,7 @@ def test_copies_only_what_changes() -> None:
 
 
 def test_result_top_level_and_metadata_are_fresh() -> None:
-    doc = {"metadata": {"name": "x"}, "spec": {"a": 1}}
+    doc: dict[str, Any] = {"metadata": {"name": "x"}, "spec": {"a": 1}}
     out = apply_merge_patch(doc, {"spec": {}})
     assert out == doc and out is not doc and out["metadata"] is not doc["metadata"]
     out["metadata"]["resourceVersion"] = "2"

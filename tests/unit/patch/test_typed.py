@@ -16,7 +16,7 @@ SERVICE = schema_for("v1", "Service")
 NAME_A, NAME_B, NAME_C = 'k:{"name":"a"}', 'k:{"name":"b"}', 'k:{"name":"c"}'
 
 
-def pod(*containers: dict[str, Any], **spec: Any) -> dict[str, Any]:
+def pod(*containers: Any, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
             "spec": {"containers": list(containers), **spec}}
 
