@@ -7,6 +7,7 @@ also when a test fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,6 +25,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.support.etcd import EtcdNotInstalled, etcd_server
 
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
 
@@ -122,12 +125,21 @@ def stop_server(cluster: Cluster) -> None:
             cluster.process.wait()
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    tmp = Path(tempfile.mkdtemp(prefix="kubelite-e2e-"))
-    c = start_server(tmp)
-    try:
+@pytest.fixture(scope="module", params=["sqlite", "etcd"])
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A server on the embedded SQLite store, then one on a real etcd of its own: each test module runs
+    against both backends."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"kubelite-e2e-{request.param}-"))
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, tmp, True)
+        extra: list[str] = []
+        if request.param == "etcd":
+            etcd = etcd_server()
+            try:
+                extra = ["--etcd-endpoints", etcd.start()]
+            except EtcdNotInstalled as e:
+                pytest.skip(str(e))
+            stack.callback(etcd.stop)
+        c = start_server(tmp, *extra)
+        stack.callback(stop_server, c)
         yield c
-    finally:
-        stop_server(c)
-        shutil.rmtree(tmp, ignore_errors=True)
