@@ -80,7 +80,7 @@ _STATUS_SCALE = ("status", "scale")
 
 KINDS: tuple[Kind, ...] = (
     # core/v1
-    Kind("", "v1", "Namespace", "namespaces", False, ("ns",), (), _STATUS,
+    Kind("", "v1", "Namespace", "namespaces", False, ("ns",), (), ("status", "finalize"),
          verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     Kind("", "v1", "Node", "nodes", False, ("no",), (), _STATUS),
     Kind("", "v1", "Pod", "pods", True, ("po",), ("all",),

@@ -275,7 +275,8 @@ class Resources:
             return cur
         meta = new["metadata"]
         key = kind.key(meta.get("namespace"), meta["name"])
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not self._awaits_kubelet(kind, new):
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not self._awaits_kubelet(kind, new) \
+                and not (kind is NAMESPACES and (new.get("spec") or {}).get("finalizers")):
             # The last finalizer is gone from an object being deleted: now it really goes.
             if opts.dry_run:
                 return new
@@ -305,6 +306,11 @@ class Resources:
             merged = copy.deepcopy(cur)
             merged["status"] = new.get("status", {})
             return merged
+        if subresource == "finalize":
+            # namespaces/{name}/finalize changes spec.finalizers and nothing else.
+            merged = copy.deepcopy(cur)
+            merged.setdefault("spec", {})["finalizers"] = (new.get("spec") or {}).get("finalizers") or []
+            return merged
         if subresource:
             raise errors.method_not_allowed(f"the subresource {subresource} cannot be updated this way")
         meta_new = new.setdefault("metadata", {})
@@ -323,6 +329,13 @@ class Resources:
                 new["status"] = cur["status"]
             else:
                 new.pop("status", None)
+        if kind is NAMESPACES:
+            # Only the finalize subresource changes a namespace's spec.finalizers.
+            kept = (cur.get("spec") or {}).get("finalizers")
+            if kept is not None:
+                new.setdefault("spec", {})["finalizers"] = kept
+            elif isinstance(new.get("spec"), dict):
+                new["spec"].pop("finalizers", None)
         new.setdefault("apiVersion", kind.api_version)
         new.setdefault("kind", kind.kind)
         return new

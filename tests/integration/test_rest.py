@@ -213,3 +213,24 @@ async def test_binding(api: TestClient) -> None:
     assert got["spec"]["nodeName"] == "node-1"
     r = await api.post("/api/v1/namespaces/default/pods/p/binding", json=binding)
     assert r.status == 409
+
+
+async def test_namespace_deletion_waits_for_finalize(api: TestClient) -> None:
+    assert (await api.post(NS, json={"metadata": {"name": "gone"}})).status == 201
+    await api.post("/api/v1/namespaces/gone/configmaps", json={"metadata": {"name": "c"}})
+    r = await api.delete(f"{NS}/gone")
+    assert r.status == 202
+    marked = await r.json()
+    assert marked["status"]["phase"] == "Terminating" and marked["spec"]["finalizers"] == ["kubernetes"]
+    r = await api.post("/api/v1/namespaces/gone/configmaps", json={"metadata": {"name": "d"}})
+    assert r.status == 403 and (await r.json())["reason"] == "Forbidden"
+    # Ordinary writes neither change spec.finalizers nor let the namespace go early.
+    r = await api.patch(f"{NS}/gone", data=json.dumps({"metadata": {"labels": {"x": "y"}}, "spec": {"finalizers": []}}),
+                        headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status == 200 and (await r.json())["spec"]["finalizers"] == ["kubernetes"]
+    assert (await api.get(f"{NS}/gone")).status == 200
+    cur = await (await api.get(f"{NS}/gone")).json()
+    cur["spec"]["finalizers"] = []
+    r = await api.put(f"{NS}/gone/finalize", json=cur)
+    assert r.status == 200, await r.text()
+    assert (await api.get(f"{NS}/gone")).status == 404

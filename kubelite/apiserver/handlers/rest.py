@@ -218,7 +218,7 @@ class RestHandler:
         if info.subresource == "scale":
             scale = await self.resources.update_scale(kind, info.namespace, info.name, lambda _cur: body, opts)
             return json_response(scale, 200, opts.warnings)
-        if info.subresource not in ("", "status"):
+        if info.subresource not in ("", "status", "finalize"):
             raise errors.method_not_allowed(f"PUT is not supported on {kind.plural}/{info.subresource}")
         obj = await self.resources.update(kind, info.namespace, info.name, body, opts, info.subresource)
         return self._render(request, kind, obj, 200, opts.warnings)
