@@ -210,8 +210,8 @@ def test_status_is_neither_applied_nor_owned() -> None:
 
 
 def test_configmap_data_keys() -> None:
-    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "default"},
-              "data": {"a": "1", "b": "2"}}
+    config: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
+                              "metadata": {"name": "cfg", "namespace": "default"}, "data": {"a": "1", "b": "2"}}
     live = apply(None, config, now=T0)
     assert live["metadata"]["managedFields"][0]["fieldsV1"] == {"f:data": {"f:a": {}, "f:b": {}}}
     result = apply(live, {**config, "data": {"a": "1"}})
@@ -219,8 +219,9 @@ def test_configmap_data_keys() -> None:
 
 
 def test_service_ports_keep_server_allocated_fields() -> None:
-    config = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
-              "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}
+    config: dict[str, Any] = {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}
     created = apply(None, config, now=T0)
     assert created["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:ports"] == {
         'k:{"port":80,"protocol":"TCP"}': {".": {}, "f:port": {}, "f:targetPort": {}}}
@@ -231,7 +232,7 @@ def test_service_ports_keep_server_allocated_fields() -> None:
 
 
 def test_finalizer_removed_from_the_file() -> None:
-    config = {"apiVersion": "v1", "kind": "ConfigMap",
+    config: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
               "metadata": {"name": "cfg", "namespace": "default", "finalizers": ["example.com/a", "example.com/b"]}}
     live = apply(None, config, now=T0)
     result = apply(live, {**config, "metadata": {**config["metadata"], "finalizers": ["example.com/b"]}})
