@@ -11,10 +11,15 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
+
+from kubelite.client.kubeconfig import config_for_server
+from kubelite.client.rest import Client
 
 from .app import build_app
 from .auth.authn import Authenticator, StaticTokenAuthenticator, ensure_admin_token, token_file_path
@@ -39,6 +44,12 @@ class ServerConfig:
     etcd_endpoints: list[str] = field(default_factory=list)
     kubeconfig_path: str = ""
     tls_sans: list[str] = field(default_factory=list)
+    # Control-plane components run in this process as clients of the server (kubelite server).
+    components: list[Component] = field(default_factory=list)
+
+
+# A control-plane component: runs as an API client until `stop` is set; raising stops the server.
+Component = Callable[[Client, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def server_url(config: ServerConfig) -> str:
@@ -59,6 +70,26 @@ async def _compactor(store: Store) -> None:
                 await store.compact(target)
         except StorageError as e:
             log.warning("compaction failed: %s", e)
+
+
+async def _serve_components(config: ServerConfig, url: str, ca_pem: bytes, token: str, stop: asyncio.Event) -> None:
+    """Run the in-process components until ``stop``; a component that fails stops the whole server loudly
+    rather than leaving it half alive."""
+    if not config.components:
+        await stop.wait()
+        return
+    async with Client(config_for_server(url, token=token, ca_data=ca_pem.decode())) as client:
+        tasks = [asyncio.create_task(c(client, stop), name=getattr(c, "__name__", "component"))
+                 for c in config.components]
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if t is not stopper and t.exception() is not None:
+                log.critical("component %s failed, stopping the server", t.get_name(), exc_info=t.exception())
+        stop.set()
+        for t in [*tasks, stopper]:
+            t.cancel()
+        await asyncio.gather(*tasks, stopper, return_exceptions=True)
 
 
 async def run(config: ServerConfig, *, ready: asyncio.Event | None = None) -> None:
@@ -93,7 +124,7 @@ async def run(config: ServerConfig, *, ready: asyncio.Event | None = None) -> No
             log.info("admin kubeconfig written to %s", config.kubeconfig_path)
         if ready is not None:
             ready.set()
-        await stop.wait()
+        await _serve_components(config, url, pki.ca_cert_pem, admin_token, stop)
         log.info("stopping")
     finally:
         if compactor is not None:

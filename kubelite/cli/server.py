@@ -7,10 +7,15 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 
 from kubelite.apiserver.kubeconfig_writer import default_data_dir, default_kubeconfig_path
 from kubelite.apiserver.server import ServerConfig, run
+from kubelite.cli.session import kubeconfig_path
+from kubelite.client.kubeconfig import KubeconfigError, load_kubeconfig
+from kubelite.client.rest import Client
+from kubelite.controllers.manager import run_controller_manager
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -31,10 +36,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("server", help="run the control plane (API server, controllers, scheduler)")
     _add_common(p)
     p.add_argument("--disable-agent", action="store_true", help="do not run a node agent in this process")
-    p.set_defaults(func=_server)
+    p.set_defaults(func=_server, components=[run_controller_manager])
     a = sub.add_parser("apiserver", help="run the API server alone")
     _add_common(a)
-    a.set_defaults(func=_server)
+    a.set_defaults(func=_server, components=[])
+    c = sub.add_parser("controller-manager", help="run the controllers alone, against any API server")
+    c.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server (default: as kubectl, "
+                   "then kubelite's admin kubeconfig)")
+    c.add_argument("--context", default=None)
+    c.set_defaults(func=_controller_manager)
 
 
 def _config(args: argparse.Namespace) -> ServerConfig:
@@ -45,6 +55,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         etcd_endpoints=[e.strip() for e in args.etcd_endpoints.split(",") if e.strip()],
         kubeconfig_path=os.path.abspath(args.write_kubeconfig or default_kubeconfig_path()),
         tls_sans=args.tls_san,
+        components=list(args.components),
     )
 
 
@@ -59,4 +70,25 @@ def _server(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"kubelite: cannot start the server: {e}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _controller_manager(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_kubeconfig(kubeconfig_path(args.kubeconfig), context=args.context)
+    except KubeconfigError as e:
+        print(f"kubelite: {e}", file=sys.stderr)
+        return 1
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with Client(config) as client:
+            await run_controller_manager(client, stop)
+
+    asyncio.run(main())
     return 0

@@ -166,3 +166,23 @@ def test_delete_by_file(cluster: Cluster) -> None:
     out = cluster.kubectl("delete", "-f", APP).stdout
     assert 'deployment.apps "web" deleted' in out
     assert cluster.kubectl("get", "deploy", "-n", "shop", "-o", "name").stdout.strip() == ""
+
+
+def test_delete_namespace_removes_its_contents(cluster: Cluster) -> None:
+    cluster.kubectl("create", "namespace", "doomed")
+    cluster.kubectl("create", "configmap", "c", "-n", "doomed", "--from-literal=a=b")
+    cluster.kubectl("create", "deployment", "d", "-n", "doomed", "--image=busybox")
+    out = cluster.kubectl("delete", "namespace", "doomed", "--timeout=60s").stdout
+    assert 'namespace "doomed" deleted' in out
+    assert cluster.kubectl("get", "ns", "doomed", check=False).returncode != 0
+
+
+def test_cascading_delete_of_owned_objects(cluster: Cluster) -> None:
+    owner = cluster.kubectl_json("create", "configmap", "owner", "-n", "shop")
+    dependent = {"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "dependent", "namespace": "shop", "ownerReferences": [
+                     {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+                      "uid": owner["metadata"]["uid"], "blockOwnerDeletion": True}]}}
+    cluster.kubectl("create", "-f", "-", input=json.dumps(dependent))
+    cluster.kubectl("delete", "cm", "owner", "-n", "shop", "--cascade=foreground", "--timeout=60s")
+    assert cluster.kubectl("get", "cm", "dependent", "-n", "shop", check=False).returncode != 0
