@@ -186,3 +186,25 @@ def test_cascading_delete_of_owned_objects(cluster: Cluster) -> None:
     cluster.kubectl("create", "-f", "-", input=json.dumps(dependent))
     cluster.kubectl("delete", "cm", "owner", "-n", "shop", "--cascade=foreground", "--timeout=60s")
     assert cluster.kubectl("get", "cm", "dependent", "-n", "shop", check=False).returncode != 0
+
+
+def test_explain_diff_and_raw(cluster: Cluster) -> None:
+    explained = cluster.kubectl("explain", "deployment.spec.replicas").stdout
+    assert "replicas" in explained and "integer" in explained
+    cluster.kubectl("apply", "-f", APP)
+    same = cluster.kubectl("diff", "-f", APP, check=False)
+    assert same.returncode == 0, same.stderr
+    changed = cluster.kubectl("diff", "-f", "-", input=Path(APP).read_text().replace("replicas: 2", "replicas: 7"),
+                              check=False)
+    assert changed.returncode == 1 and "replicas: 7" in changed.stdout
+    assert cluster.kubectl_json("get", "deploy", "web", "-n", "shop")["spec"]["replicas"] != 7
+    assert cluster.kubectl("get", "--raw", "/healthz").stdout == "ok"
+    assert "apps/v1" in cluster.kubectl("api-versions").stdout.split()
+
+
+def test_bad_credentials_are_refused(cluster: Cluster, tmp_path: Path) -> None:
+    bad = Path(cluster.kubeconfig).read_text().replace(cluster.token(), "not-a-token")
+    config = tmp_path / "bad.yaml"
+    config.write_text(bad)
+    out = cluster.kubectl("--kubeconfig", str(config), "get", "ns", check=False)
+    assert out.returncode != 0 and "Unauthorized" in out.stderr
