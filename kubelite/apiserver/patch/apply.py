@@ -77,22 +77,12 @@ def server_side_apply(live: dict[str, Any] | None, applied: Any, *, manager: str
     except TypedError as exc:
         raise plain_error(f"failed to create typed patch object ({_describe(applied)}): {exc}") from exc
     writer = ManagerKey.of(manager, "Apply", api_version)
-    managers: Managers = {}
-    if live is not None:
-        managers = decode_managed_fields(_metadata(live).get("managedFields"))
-        if not managers:
-            managers = record_update({}, zero_object(api_version, kind), live,
-                                     writer=ManagerKey.of(BEFORE_FIRST_APPLY, "Update", api_version),
-                                     api_version=api_version, kind=kind, now=now)
-    attempt = _Attempt(live, config, config_fields, managers, writer, schema, ignored, api_version, kind)
     try:
-        merged, managers = attempt.run(force=force)
-    except Conflicts as exc:
-        remaining = _unexplained_conflicts(exc.conflicts, live, manager, schema)
-        if remaining:
-            raise _conflict_error(remaining) from None
-        merged, managers = attempt.run(force=True)
-
+        merged, managers = _apply(live, config, config_fields, writer, force=force, schema=schema,
+                                  ignored=ignored, api_version=api_version, kind=kind, now=now)
+    except TypedError as exc:
+        # The configuration was checked above: the live object does not fit its schema.
+        raise plain_error(f"failed to create typed live object ({_describe(applied)}): {exc}") from exc
     managers = _finish_writer(managers, writer, api_version, now)
     result = dict(merged)
     metadata = result["metadata"] = dict(_metadata(merged))
@@ -104,6 +94,27 @@ def server_side_apply(live: dict[str, Any] | None, applied: Any, *, manager: str
     else:
         metadata.pop("managedFields", None)
     return result
+
+
+def _apply(live: dict[str, Any] | None, config: dict[str, Any], config_fields: FieldSet, writer: ManagerKey, *,
+           force: bool, schema: Schema, ignored: FieldSet, api_version: str, kind: str,
+           now: str) -> tuple[dict[str, Any], Managers]:
+    """Merge, prune and take ownership; forgive what a client-side-applied object explains."""
+    managers: Managers = {}
+    if live is not None:
+        managers = decode_managed_fields(_metadata(live).get("managedFields"))
+        if not managers:
+            managers = record_update({}, zero_object(api_version, kind), live,
+                                     writer=ManagerKey.of(BEFORE_FIRST_APPLY, "Update", api_version),
+                                     api_version=api_version, kind=kind, now=now)
+    attempt = _Attempt(live, config, config_fields, managers, writer, schema, ignored, api_version, kind)
+    try:
+        return attempt.run(force=force)
+    except Conflicts as exc:
+        remaining = _unexplained_conflicts(exc.conflicts, live, writer.manager, schema)
+        if remaining:
+            raise _conflict_error(remaining) from None
+        return attempt.run(force=True)
 
 
 class _Attempt:
@@ -120,10 +131,7 @@ class _Attempt:
         self.api_version, self.kind = api_version, kind
 
     def run(self, *, force: bool) -> tuple[dict[str, Any], Managers]:
-        try:
-            merged = merge(self.live if self.live is not None else {}, self.config, self.schema)
-        except TypedError as exc:
-            raise plain_error(f"failed to merge config: {exc}") from exc
+        merged = merge(self.live if self.live is not None else {}, self.config, self.schema)
         previous = self.managers.get(self.writer)
         managers = dict(self.managers)
         managers[self.writer] = Entry(self.api_version, previous.time if previous else None, self.config_fields)

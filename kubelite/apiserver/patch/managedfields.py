@@ -26,6 +26,7 @@ operation, time, manager, API version, subresource.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +34,7 @@ from typing import Any, Final
 
 from .fieldpath import FieldSet
 from .schema import has_status_subresource, schema_for, zero_object
-from .typed import Comparison, compare
+from .typed import Comparison, TypedError, compare
 
 __all__ = [
     "ANCIENT_CHANGES",
@@ -55,6 +56,8 @@ __all__ = [
     "take_over",
     "update_managed_fields",
 ]
+
+_log = logging.getLogger(__name__)
 
 BEFORE_FIRST_APPLY: Final = "before-first-apply"
 ANCIENT_CHANGES: Final = "ancient-changes"
@@ -335,7 +338,8 @@ def update_managed_fields(old: dict[str, Any] | None, new: dict[str, Any], *, ma
     ``now`` is an RFC 3339 timestamp. The managed fields of a subresource request body are ignored;
     for the main resource a ``managedFields`` sent by the client replaces the stored one (``[]``
     clears it) and an absent one keeps it. Only ``new["metadata"]["managedFields"]`` is assigned
-    (a new list; no existing list or entry is mutated).
+    (a new list; no existing list or entry is mutated). Never raises: an object that does not fit
+    its schema (a keyed list item without its key) loses its managed fields instead, as in Kubernetes.
     """
     metadata = new.get("metadata")
     if not isinstance(metadata, dict):
@@ -347,7 +351,13 @@ def update_managed_fields(old: dict[str, Any] | None, new: dict[str, Any], *, ma
     kind = str(new.get("kind") or (old or {}).get("kind") or "")
     before = old if old is not None else zero_object(api_version, kind)
     writer = ManagerKey.of(manager, operation, api_version, subresource)
-    result = record_update(managers, before, new, writer=writer, api_version=api_version, kind=kind, now=now)
+    try:
+        result = record_update(managers, before, new, writer=writer, api_version=api_version, kind=kind, now=now)
+    except TypedError:
+        # Like kube-apiserver's UpdateNoErrors: never fail a write over bookkeeping, and keep no garbage.
+        _log.exception("failed to update managedFields of %s %s", kind, metadata.get("name"))
+        metadata.pop("managedFields", None)
+        return
     entries = keep_unchanged_timestamps(old, new, encode_managed_fields(result))
     if entries:
         metadata["managedFields"] = entries

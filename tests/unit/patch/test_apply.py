@@ -319,3 +319,15 @@ def test_keyed_list_errors_are_plain_errors() -> None:
     assert (info.value.code, info.value.reason) == (500, "")
     assert info.value.message == ("failed to create typed patch object (default/web; apps/v1, Kind=Deployment): "
                                   '.spec.template.spec.containers: duplicate entries for key [name="nginx"]')
+
+
+def test_a_live_object_that_does_not_fit_its_schema_is_a_plain_error() -> None:
+    live = persist(apply(None, web(), now=T0))
+    live["spec"]["template"]["spec"]["hostAliases"] = [{"hostnames": ["x"]}]
+    config = web()
+    config["spec"]["template"]["spec"]["hostAliases"] = [{"ip": "10.0.0.1", "hostnames": ["x"]}]
+    with pytest.raises(APIError) as info:
+        apply(live, config)
+    assert (info.value.code, info.value.reason) == (500, "")
+    assert info.value.message.startswith("failed to create typed live object (default/web; apps/v1, Kind=Deployment): "
+                                         ".spec.template.spec.hostAliases: element 0: associative list with keys")

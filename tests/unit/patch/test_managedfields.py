@@ -199,3 +199,10 @@ def test_inputs_are_not_mutated_beyond_new_managed_fields() -> None:
 ])
 def test_manager_from_user_agent(user_agent: str, manager: str) -> None:
     assert manager_from_user_agent(user_agent) == manager
+
+
+def test_an_object_that_does_not_fit_its_schema_loses_its_managed_fields() -> None:
+    old = created()
+    new = changed(old, lambda o: o["spec"]["template"]["spec"].update(hostAliases=[{"hostnames": ["x"]}]))
+    update_managed_fields(old, new, manager="kubectl-edit", api_version="apps/v1", now=T1)  # does not raise
+    assert "managedFields" not in new["metadata"]
