@@ -12,9 +12,14 @@ application/apply-patch+yaml        :func:`server_side_apply`
 and :func:`update_managed_fields`, which every other write (create, update, non-apply patch,
 subresource write) calls so that ``metadata.managedFields`` tracks who set what.
 
-All functions leave their inputs untouched and share untouched subtrees with them (the result's
-top level and ``metadata`` are always fresh dicts); failures raise
+All functions leave their inputs untouched and, to stay cheap, share untouched subtrees with them:
+the result's top level and ``metadata`` are always fresh dicts, anything deeper may be the input's
+own object, so deep-copy a subtree before mutating it in place. Failures raise
 :class:`kubelite.api.errors.APIError` with the status code, reason and message kube-apiserver uses.
+
+The modules: ``merge``, ``jsonpatch``, ``strategic`` and ``apply`` (one flavour each),
+``managedfields`` (ownership bookkeeping), ``schema`` (which lists merge how, per kind),
+``fieldpath`` (field sets and FieldsV1), ``typed`` (schema-aware compare/merge/remove).
 """
 
 from .apply import LAST_APPLIED_ANNOTATION, server_side_apply

@@ -12,10 +12,12 @@ Two families of Go struct tags drive the PATCH flavours:
 A :class:`Schema` node records both for one field. Only the fields that differ from the default
 are listed; any other object merges key by key (and its keys are named fields), any other list is
 atomic for apply and replaced by a strategic merge patch, exactly what the Go types say for them.
-The tags were checked against k8s.io/api 1.3x (``types.go`` and the apply-configuration schema);
-note where the two families disagree: container ports merge by ``containerPort`` in a strategic
-merge patch but are keyed by ``(containerPort, protocol)`` for apply, ``hostIPs`` and a
-ServiceAccount's lists differ likewise, ``tolerations`` and node ``taints`` are atomic in both.
+The strategic tags were read from the Go struct tags compiled into kubectl 1.37, the apply
+metadata from client-go's apply-configuration schema (``applyconfigurations/internal``). Note where
+the two families disagree: container ports merge by ``containerPort`` in a strategic merge patch
+but are keyed by ``(containerPort, protocol)`` for apply (Service ports likewise by ``port``),
+``hostIPs`` merge by ``ip`` but are atomic for apply, ``resources.claims`` are keyed for apply only.
+``tolerations`` and node ``taints`` are replaced wholesale by both.
 
 ``zero_object`` gives the shape of the Go zero value of a kind (non-pointer structs present as
 ``{}``, required lists as ``null``): kube-apiserver diffs a created object against that shape when
