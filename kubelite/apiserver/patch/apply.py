@@ -63,6 +63,9 @@ def server_side_apply(live: dict[str, Any] | None, applied: Any, *, manager: str
     inputs are left untouched and untouched subtrees are shared with them (the result's top level
     and ``metadata`` are fresh dicts).
 
+    A result equal to ``live`` means the apply changed nothing, managed-field timestamps included
+    (kube-apiserver keeps the old timestamps then), so the caller need not write.
+
     Raises APIError: 422 without a field manager; 400 for a body that is not an object, that sets
     ``metadata.managedFields`` or whose apiVersion/kind differ from the endpoint's; 409 Conflict
     (reason Conflict, causes of type FieldManagerConflict) unless ``force``; 500 for a keyed list

@@ -159,6 +159,12 @@ def test_conflict_with_kubectl_scale() -> None:
         "field": ".spec.replicas"}]}
 
 
+def test_the_same_manager_name_with_another_operation_is_another_manager() -> None:
+    live = scaled(persist(apply(None, web(), now=T0)), 5, manager="kubectl")  # `kubectl scale`'s user agent
+    assert conflict(live, web()).message == ('Apply failed with 1 conflict: conflict with "kubectl" with '
+                                             'subresource "scale" using apps/v1: .spec.replicas')
+
+
 def test_force_takes_the_field_over() -> None:
     live = scaled(persist(apply(None, web(), now=T0)), 5)
     result = apply(live, web(), force=True, now=T3)
