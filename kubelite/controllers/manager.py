@@ -25,8 +25,10 @@ from types import TracebackType
 from typing import Protocol
 
 from kubelite.api.registry import Kind
+from kubelite.client.events import EventBroadcaster
 from kubelite.client.informer import InformerFactory, SharedInformer
 from kubelite.client.rest import Client
+from kubelite.controllers.context import ControllerContext, ControllerOptions
 from kubelite.controllers.gc import GarbageCollector
 from kubelite.controllers.namespace import NamespaceController
 
@@ -106,13 +108,16 @@ class ControllerManager:
         client: Client,
         *,
         controllers: Sequence[Controller] | None = None,
+        options: ControllerOptions | None = None,
         workers: Mapping[str, int] | None = None,
         default_workers: int = DEFAULT_WORKERS,
         resync_period: float | None = DEFAULT_RESYNC_SECONDS,
     ) -> None:
         self.client = client
+        self.events = EventBroadcaster(client)
+        self.context = ControllerContext(client, self.events, options or ControllerOptions())
         self.controllers: tuple[Controller, ...] = tuple(
-            default_controllers(client) if controllers is None else controllers)
+            default_controllers(self.context) if controllers is None else controllers)
         names = [c.name for c in self.controllers]
         if len(set(names)) != len(names):
             raise ValueError(f"controller names must be unique, got {names}")
@@ -146,7 +151,7 @@ class ControllerManager:
             controller.setup(factory)
         failure: BaseException | None = None
         try:
-            async with factory, asyncio.TaskGroup() as tg:
+            async with self.events, factory, asyncio.TaskGroup() as tg:
                 factory.watch_all(tg)
                 tg.create_task(self._wait_stop(stop), name="controller-manager-stop")
                 await factory.wait_for_cache_sync()
@@ -223,11 +228,12 @@ class ControllerManager:
         return self._task is not None and not self._task.done()
 
 
-def default_controllers(client: Client) -> list[Controller]:
-    """The controllers `kubelite server` runs."""
-    return [NamespaceController(client), GarbageCollector(client)]
+def default_controllers(ctx: ControllerContext) -> list[Controller]:
+    """The controllers `kubelite server` runs. Each is built from the shared context (client, events,
+    options)."""
+    return [NamespaceController(ctx.client), GarbageCollector(ctx.client)]
 
 
-async def run_controller_manager(client: Client, stop: asyncio.Event) -> None:
+async def run_controller_manager(client: Client, stop: asyncio.Event, options: ControllerOptions | None = None) -> None:
     """Run the default controllers until ``stop`` is set; raises `ControllerCrashed` if one dies."""
-    await ControllerManager(client).run(stop)
+    await ControllerManager(client, options=options).run(stop)

@@ -10,7 +10,9 @@ import pytest
 from kubelite.api.registry import resolve
 from kubelite.client.informer import InformerFactory, SharedInformer
 from kubelite.client.rest import Client
+from kubelite.client.events import EventBroadcaster
 from kubelite.controllers import Controller, ControllerCrashed, ControllerManager, default_controllers
+from kubelite.controllers.context import ControllerContext
 from tests.unit.client.fake_apiserver import FakeApiServer
 from tests.unit.client.helpers import eventually
 
@@ -165,7 +167,8 @@ async def test_configuration_errors(client: Client, kwargs: dict[str, Any], mess
 
 
 async def test_default_controllers(client: Client) -> None:
-    assert [c.name for c in default_controllers(client)] == ["namespace", "garbagecollector"]
+    ctx = ControllerContext(client, EventBroadcaster(client))
+    assert [c.name for c in default_controllers(ctx)][:2] == ["namespace", "garbagecollector"]
 
 
 async def test_cancelled_while_entering_leaves_nothing_running(client: Client, fake: FakeApiServer) -> None:
