@@ -20,8 +20,32 @@ from .openapi.fields import strict_error, unknown_fields
 Operation = Literal["CREATE", "UPDATE"]
 Mutator = Callable[[Kind, dict[str, Any], dict[str, Any] | None, Operation], None]
 
+DEFAULT_TOLERATION_SECONDS = 300
+_NODE_PROBLEM_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
+def default_toleration_seconds(kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None, op: Operation) -> None:
+    """Kubernetes' DefaultTolerationSeconds plugin: a new pod tolerates a not-ready or unreachable node for
+    300 s (then the node lifecycle controller evicts it), unless it already says otherwise."""
+    if op != "CREATE" or kind.kind != "Pod" or kind.group:
+        return
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    tolerations = spec.get("tolerations")
+    if not isinstance(tolerations, list):
+        tolerations = []
+    for taint in _NODE_PROBLEM_TAINTS:
+        if any(isinstance(t, dict) and (t.get("key") == taint or (not t.get("key") and t.get("operator") == "Exists"))
+               and t.get("effect") in (None, "", "NoExecute") for t in tolerations):
+            continue
+        tolerations.append({"key": taint, "operator": "Exists", "effect": "NoExecute",
+                            "tolerationSeconds": DEFAULT_TOLERATION_SECONDS})
+    spec["tolerations"] = tolerations
+
+
 # Mutating plugins, run after defaulting. Each may change the object in place.
-MUTATORS: list[Mutator] = []
+MUTATORS: list[Mutator] = [default_toleration_seconds]
 
 
 def check_fields(kind: Kind, body: dict[str, Any], mode: str) -> list[str]:

@@ -234,3 +234,15 @@ async def test_namespace_deletion_waits_for_finalize(api: TestClient) -> None:
     r = await api.put(f"{NS}/gone/finalize", json=cur)
     assert r.status == 200, await r.text()
     assert (await api.get(f"{NS}/gone")).status == 404
+
+
+async def test_pods_tolerate_node_problems_for_300_seconds(api: TestClient) -> None:
+    pod = {"metadata": {"name": "t"}, "spec": {"containers": [{"name": "c", "image": "busybox"}],
+                                              "tolerations": [{"key": "node.kubernetes.io/unreachable",
+                                                               "operator": "Exists", "effect": "NoExecute",
+                                                               "tolerationSeconds": 5}]}}
+    created = await (await api.post("/api/v1/namespaces/default/pods", json=pod)).json()
+    tolerations = {t["key"]: t for t in created["spec"]["tolerations"]}
+    assert tolerations["node.kubernetes.io/unreachable"]["tolerationSeconds"] == 5
+    assert tolerations["node.kubernetes.io/not-ready"] == {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                                                          "effect": "NoExecute", "tolerationSeconds": 300}
