@@ -61,6 +61,8 @@ class WriteOptions:
     """What every mutating request carries besides its body."""
 
     field_manager: str = ""
+    # Apply needs a fieldManager named by the client; other writes default it from the User-Agent.
+    manager_given: bool = True
     field_validation: str = "Warn"
     dry_run: bool = False
     force: bool = False
@@ -172,11 +174,6 @@ class Resources:
                     opts: WriteOptions, subresource: str = "") -> WriteResult:
         if patch_type == "apply":
             return await self._apply(kind, namespace, name, patch_body, opts, subresource)
-        if patch_type == "json":
-            if not isinstance(patch_body, list):
-                raise errors.bad_request("a JSON patch must be a list of operations")
-        elif not isinstance(patch_body, dict):
-            raise errors.bad_request("a merge patch must be a JSON object")
         want_rv = ((patch_body.get("metadata") or {}).get("resourceVersion") or "") \
             if isinstance(patch_body, dict) else ""
 
@@ -206,9 +203,9 @@ class Resources:
                      subresource: str) -> WriteResult:
         if not isinstance(body, dict):
             raise errors.bad_request("an apply patch must be a YAML or JSON object")
-        if not opts.field_manager:
-            raise errors.bad_request("PATCH requests with the apply content type require a fieldManager "
-                                     "(the fieldManager query parameter)")
+        if not opts.manager_given:
+            raise errors.invalid_object("PatchOptions", "", [errors.required(
+                "fieldManager", "is required for apply patch")], "meta.k8s.io")
         applied = self._check_body(kind, namespace, body, name)
         opts.warnings += check_fields(kind, applied, opts.field_validation)
         stamp = rfc3339(now())
@@ -591,9 +588,3 @@ def _comparable(o: Obj) -> Obj:
     if managed:
         meta["managedFields"] = [{k: v for k, v in m.items() if k != "time"} for m in managed]
     return {**o, "metadata": meta}
-
-
-def default_manager(user_agent: str) -> str:
-    """Kubernetes names an unnamed field manager after the client's User-Agent, up to the first '/'."""
-    return (user_agent.split("/", 1)[0] or "unknown")[:128]
-

@@ -24,8 +24,9 @@ from .common import json_text
 KUBE_VERSION = (1, 37, 0)
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
-_SUB_VERBS = {"status": ["get", "patch", "update"], "finalize": ["update"], "scale": ["get", "patch", "update"], "binding": ["create"],
-              "eviction": ["create"], "log": ["get"], "exec": ["create", "get"], "portforward": ["create", "get"]}
+_SUB_VERBS = {"status": ["get", "patch", "update"], "finalize": ["update"], "scale": ["get", "patch", "update"],
+              "binding": ["create"], "eviction": ["create"], "log": ["get"], "exec": ["create", "get"],
+              "portforward": ["create", "get"]}
 _SUB_KIND = {"scale": ("autoscaling", "v1", "Scale"), "binding": ("", "v1", "Binding"),
              "eviction": ("policy", "v1", "Eviction"), "log": ("", "v1", "Pod"),
              "exec": ("", "v1", "PodExecOptions"), "portforward": ("", "v1", "PodPortForwardOptions")}

@@ -22,8 +22,8 @@ from kubelite.api.selectors import (
 )
 
 from .. import codec
-from ..patch import apply_json_patch, apply_merge_patch
-from ..resources import PATCH_TYPES, Resources, WriteOptions, default_manager, scale_of
+from ..patch import apply_json_patch, apply_merge_patch, manager_from_user_agent
+from ..resources import PATCH_TYPES, Resources, WriteOptions, scale_of
 from ..storage.interface import Compacted
 from ..watchcache import Predicate, WatchCache
 from . import watch
@@ -188,7 +188,9 @@ class RestHandler:
             if d != "All":
                 raise errors.bad_request(f'dryRun: Unsupported value: "{d}": supported values: "All"')
         return WriteOptions(
-            field_manager=request.query.get("fieldManager") or default_manager(request.headers.get("User-Agent", "")),
+            field_manager=request.query.get("fieldManager")
+            or manager_from_user_agent(request.headers.get("User-Agent", "")),
+            manager_given=bool(request.query.get("fieldManager")),
             field_validation=request.query.get("fieldValidation", "Warn"),
             dry_run=bool(dry),
             force=query_bool(request, "force"),

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from kubelite.api.registry import resolve
+from kubelite.client.events import EventBroadcaster
 from kubelite.client.informer import InformerFactory, SharedInformer
 from kubelite.client.rest import Client
-from kubelite.client.events import EventBroadcaster
 from kubelite.controllers import Controller, ControllerCrashed, ControllerManager, default_controllers
 from kubelite.controllers.context import ControllerContext
 from tests.unit.client.fake_apiserver import FakeApiServer
