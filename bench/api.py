@@ -175,11 +175,33 @@ async def bench_server(server: Server, quick: bool) -> dict[str, Any]:
         out["list_pods"] = {"count": npods, "bytes": len(body), "p50_ms": round(statistics.median(list_ms), 1),
                             "min_ms": round(min(list_ms), 1)}
         out["watch"] = await _bench_watch(s, cms, watchers=100, updates=50 if quick else 200)
+        out["churn"] = await _bench_churn(s, server, objects=1000, updates=10_000 if quick else 100_000)
         out["busy_rss_mb"] = round(_rss_mb(server.proc.pid), 1)
+    return out
+
+
+async def _bench_churn(s: aiohttp.ClientSession, server: Server, *, objects: int, updates: int) -> dict[str, Any]:
+    """kine's known failure: a database that grows without bound under churn. Update the same objects
+    over and over through the API and report the store's files afterwards."""
+    path = "/api/v1/namespaces/bench/configmaps"
+
+    async def create(i: int) -> None:
+        async with s.post(path, json={"metadata": {"name": f"churn-{i}"}, "data": {"v": "0" * 512}}) as r:
+            await r.read()
+
+    await _run_concurrent(objects, 32, create)
+
+    async def update(i: int) -> None:
+        patch = json.dumps({"data": {"v": f"{i:0512d}"}})
+        async with s.patch(f"{path}/churn-{i % objects}", data=patch,
+                           headers={"Content-Type": "application/merge-patch+json"}) as r:
+            await r.read()
+
+    result: dict[str, Any] = {"objects": objects, "updates": updates, **await _run_concurrent(updates, 32, update)}
     db = server.tmp / "data" / "state.db"
     if db.exists():
-        out["sqlite_bytes"] = {p.name: p.stat().st_size for p in db.parent.glob("state.db*")}
-    return out
+        result["sqlite_bytes"] = {p.name: p.stat().st_size for p in db.parent.glob("state.db*")}
+    return result
 
 
 async def _bench_watch(s: aiohttp.ClientSession, cms: str, *, watchers: int, updates: int) -> dict[str, Any]:
@@ -283,8 +305,9 @@ def _print(backend: str, r: dict[str, Any]) -> None:
           "(target p99 <= 100)")
     for conc, v in r["raw_store"].items():
         print(f"raw store {conc}: {v}")
-    if "sqlite_bytes" in r:
-        print(f"SQLite files: {r['sqlite_bytes']}")
+    c = r["churn"]
+    print(f"churn: {c['updates']} updates of {c['objects']} objects at {c['rate']}/s"
+          + (f"; SQLite files after: {c['sqlite_bytes']}" if "sqlite_bytes" in c else ""))
 
 
 def main() -> None:
