@@ -119,7 +119,8 @@ async def run(config: ServerConfig, *, ready: asyncio.Event | None = None) -> No
                                    token=admin_token)
         backend = f"etcd at {','.join(config.etcd_endpoints)}" if config.etcd_endpoints else \
             f"SQLite at {data_dir / 'state.db'}"
-        log.info("kubelite API server listening on %s (storage: %s, data: %s)", url, backend, data_dir)
+        log.info("kubelite API server listening on %s:%d, reached at %s (storage: %s, data: %s)",
+                 config.bind_address, config.port, url, backend, data_dir)
         if config.kubeconfig_path:
             log.info("admin kubeconfig written to %s", config.kubeconfig_path)
         if ready is not None:
