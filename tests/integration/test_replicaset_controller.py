@@ -5,14 +5,15 @@ change, status and events, all seen through the REST API."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 
 from kubelite.api import meta
-from kubelite.api.registry import resolve
+from kubelite.api.registry import Kind, resolve
 from kubelite.apiserver.app import build_app
 from kubelite.apiserver.storage.memory import MemoryStore
 from kubelite.client.events import EventBroadcaster
@@ -235,3 +236,62 @@ async def test_create_failures_set_the_replica_failure_condition(client: Client)
         {"name": "web", "image": "nginx:1.25"}]}}}}, "strategic", "default")
     await wait_replicas(client, rs, 1)
     await wait_status(client, "bad", lambda s: not failing(s) and s.get("replicas") == 1, "the condition cleared")
+
+
+
+class LaggingPodWatch(Client):
+    """A Client whose pod watch events arrive ``lag`` seconds late: the controller's pod cache trails its own
+    writes, as it does under load."""
+
+    lag = 0.3
+
+    async def watch_raw(self, kind: Kind, *args: Any, **kwargs: Any) -> AsyncGenerator[dict[str, Any], None]:
+        events = super().watch_raw(kind, *args, **kwargs)
+        if kind is not POD:
+            async with aclosing(events):
+                async for ev in events:
+                    yield ev
+            return
+        arrived: asyncio.Queue[tuple[float, dict[str, Any] | None]] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async with aclosing(events):
+                    async for event in events:
+                        arrived.put_nowait((asyncio.get_running_loop().time(), event))
+            finally:
+                arrived.put_nowait((asyncio.get_running_loop().time(), None))
+
+        task = asyncio.create_task(pump())
+        try:
+            while True:
+                at, late = await arrived.get()
+                await asyncio.sleep(max(0.0, at + self.lag - asyncio.get_running_loop().time()))
+                if late is None:
+                    break
+                yield late
+        finally:
+            task.cancel()
+            await asyncio.wait({task})
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            raise failure
+
+
+async def test_a_lagging_cache_never_creates_twice() -> None:
+    server = TestServer(build_app(MemoryStore()))
+    await server.start_server()
+    try:
+        config = config_for_server(str(server.make_url("")))
+        async with Client(config) as c, LaggingPodWatch(config) as lagging, EventBroadcaster(c) as events:
+            ctx = ControllerContext(lagging, events, ControllerOptions())
+            async with ControllerManager(lagging, controllers=[ReplicaSetController(ctx)], options=ctx.options):
+                rs = await c.create(RS, rs_body("burst", 20))
+                await wait_replicas(c, rs, 20)
+                await wait_status(c, "burst", lambda s: s.get("replicas") == 20, "20 replicas")
+                await asyncio.sleep(2 * LaggingPodWatch.lag)  # a duplicate creation would land by now
+                await events.flush()
+                reasons = [r for r, _ in await event_reasons(c, "burst")]
+                assert reasons.count("SuccessfulCreate") == 20 and "SuccessfulDelete" not in reasons
+    finally:
+        await server.close()
