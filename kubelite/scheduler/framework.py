@@ -362,7 +362,7 @@ class Framework:
                 state.skip_score.add(p.name)
             elif not status.success:
                 raise RuntimeError(f"PreScore plugin {p.name}: {status.message}")
-        totals = [0] * len(slots)
+        totals: list[int] | None = None
         for w in self.scores:
             if w.plugin.name in state.skip_score:
                 continue
@@ -370,5 +370,8 @@ class Framework:
             if w.normalizes:
                 w.plugin.normalize(state, pod, scores)  # type: ignore[attr-defined]
             weight = w.weight
-            totals = [t + s * weight for t, s in zip(totals, scores, strict=True)]
-        return totals
+            if totals is None:
+                totals = [s * weight for s in scores] if weight != 1 else scores
+            else:
+                totals = [t + s * weight for t, s in zip(totals, scores, strict=True)]
+        return totals if totals is not None else [0] * len(slots)

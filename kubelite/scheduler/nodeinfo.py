@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +89,18 @@ class NodeInfo:
     pods_with_required_anti_affinity: dict[str, PodInfo] = field(default_factory=dict)
 
 
+# How many request shapes keep memoised scores, and how long the change log may grow before memos reset.
+_MEMO_KEYS = 32
+_MEMO_LOG_FACTOR = 4
+_MEMO_LOG_MIN = 1024
+
+
+@dataclass(slots=True)
+class _Memo:
+    values: list[int]
+    seen: int  # how much of the change log has been applied
+
+
 class NodeTable:
     """Every NodeInfo by slot and by name, with the vectorised aggregates (module docstring)."""
 
@@ -122,6 +134,9 @@ class NodeTable:
         self.pod_count: array[int] = array("q")
         # Bumped on every change: lets callers tell whether anything moved between two looks.
         self.generation = 0
+        # Slots changed, in order (see `memo_scores`); trimmed by dropping every memo.
+        self._changed: list[int] = []
+        self._memos: dict[Hashable, _Memo] = {}
 
     # --- lookups -----------------------------------------------------------------------------------
 
@@ -208,7 +223,7 @@ class NodeTable:
         self.alloc_memory[info.slot] = a.memory
         self.alloc_ephemeral[info.slot] = a.ephemeral_storage
         self._refresh_free(info)
-        self.generation += 1
+        self._touch(info.slot)
         return info
 
     def remove_node(self, name: str) -> None:
@@ -225,8 +240,8 @@ class NodeTable:
         for arr in (self.alloc_cpu, self.alloc_memory, self.alloc_ephemeral):
             arr[info.slot] = 0
         self._refresh_free(info)
+        self._touch(info.slot)
         self._release_if_empty(info)
-        self.generation += 1
 
     def _unindex_node(self, info: NodeInfo) -> None:
         keep = ~masks.bit(info.slot)
@@ -328,7 +343,7 @@ class NodeTable:
         self.nz_memory[s] = info.non_zero_requested.memory
         self.pod_count[s] = len(info.pods)
         self._refresh_free(info)
-        self.generation += 1
+        self._touch(s)
 
     def _refresh_free(self, info: NodeInfo) -> None:
         a, r, s = info.allocatable, info.requested, info.slot
@@ -336,6 +351,40 @@ class NodeTable:
         self.free_memory.set(s, a.memory - r.memory)
         self.free_ephemeral.set(s, a.ephemeral_storage - r.ephemeral_storage)
         self.free_pods.set(s, a.pods - len(info.pods))
+
+    # --- memoised per-node scores ------------------------------------------------------------------
+
+    def _touch(self, slot: int) -> None:
+        self.generation += 1
+        if self._memos:
+            self._changed.append(slot)
+            if len(self._changed) > _MEMO_LOG_FACTOR * self.capacity + _MEMO_LOG_MIN:
+                self._memos.clear()
+                self._changed.clear()
+
+    def memo_scores(self, key: Hashable, slots: Sequence[int], compute: Callable[[int], int]) -> list[int]:
+        """``[compute(s) for s in slots]``, remembering each value until slot ``s`` changes.
+
+        ``key`` must capture everything ``compute`` depends on besides the slot's own state (e.g. the
+        pod's requests): a burst of identical pods then scores each node once, plus once per change of
+        that node, instead of once per pod."""
+        memo = self._memos.get(key)
+        if memo is None:
+            if len(self._memos) >= _MEMO_KEYS:
+                self._memos.pop(next(iter(self._memos)))
+            memo = self._memos[key] = _Memo([-1] * self.capacity, len(self._changed))
+        values = memo.values
+        if len(values) < self.capacity:
+            values.extend([-1] * (self.capacity - len(values)))
+        for slot in self._changed[memo.seen:]:
+            values[slot] = -1
+        memo.seen = len(self._changed)
+        out = [values[s] for s in slots]
+        if -1 in out:
+            for i, s in enumerate(slots):
+                if out[i] < 0:
+                    out[i] = values[s] = compute(s)
+        return out
 
     # --- derived masks -----------------------------------------------------------------------------
 

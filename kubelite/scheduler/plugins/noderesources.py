@@ -4,7 +4,9 @@ framework/plugins/noderesources does them.
 
 The filter is one `Lanes.at_least` per requested resource over every node at once. A resource the pod does
 not request is not checked; the pod count always is ("Too many pods"). Scores use the node's *non-zero*
-requests for LeastAllocated and the actual ones for BalancedAllocation, as Kubernetes does.
+requests for LeastAllocated and the actual ones for BalancedAllocation, as Kubernetes does; both are
+memoised per node and request shape (`NodeTable.memo_scores`), so a burst of alike pods recomputes only
+the nodes that changed.
 """
 
 from __future__ import annotations
@@ -58,15 +60,16 @@ class NodeResourcesFit:
         want = pod.requests.non_zero
         pc, pm = want.milli_cpu, want.memory
         ac, am, rc, rm = nodes.alloc_cpu, nodes.alloc_memory, nodes.nz_cpu, nodes.nz_memory
-        out: list[int] = []
-        for s in slots:
+
+        def one(s: int) -> int:
             a_cpu, a_mem = ac[s], am[s]
             r_cpu, r_mem = rc[s] + pc, rm[s] + pm
             cpu = (a_cpu - r_cpu) * MAX_NODE_SCORE // a_cpu if 0 < a_cpu and r_cpu <= a_cpu else 0
             mem = (a_mem - r_mem) * MAX_NODE_SCORE // a_mem if 0 < a_mem and r_mem <= a_mem else 0
             weights = (a_cpu > 0) + (a_mem > 0)
-            out.append((cpu + mem) // weights if weights else 0)
-        return out
+            return (cpu + mem) // weights if weights else 0
+
+        return nodes.memo_scores((FIT, pc, pm), slots, one)
 
 
 class NodeResourcesBalancedAllocation:
@@ -85,8 +88,8 @@ class NodeResourcesBalancedAllocation:
         req = pod.requests.actual
         pc, pm = req.milli_cpu, req.memory
         ac, am, rc, rm = nodes.alloc_cpu, nodes.alloc_memory, nodes.req_cpu, nodes.req_memory
-        out: list[int] = []
-        for s in slots:
+
+        def one(s: int) -> int:
             a_cpu, a_mem = ac[s], am[s]
             if a_cpu and a_mem:
                 f_cpu = min((rc[s] + pc) / a_cpu, 1.0)
@@ -94,5 +97,6 @@ class NodeResourcesBalancedAllocation:
                 std = abs(f_cpu - f_mem) / 2
             else:
                 std = 0.0
-            out.append(int((1 - std) * MAX_NODE_SCORE))
-        return out
+            return int((1 - std) * MAX_NODE_SCORE)
+
+        return nodes.memo_scores((BALANCED, pc, pm), slots, one)
