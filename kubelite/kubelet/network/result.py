@@ -25,12 +25,8 @@ def result_ips(result: Mapping[str, Any], *, ifname: str) -> list[str]:
     if "ips" not in result and ("ip4" in result or "ip6" in result):
         return [_address(entry.get("ip")) for entry in (result.get("ip4"), result.get("ip6"))
                 if isinstance(entry, Mapping)]
-    interfaces = result.get("interfaces") or []
-    if not isinstance(interfaces, list):
-        raise CniError("invalid CNI result: 'interfaces' is not a list")
-    ips = result.get("ips") or []
-    if not isinstance(ips, list):
-        raise CniError("invalid CNI result: 'ips' is not a list")
+    interfaces = _list_field(result, "interfaces")
+    ips = _list_field(result, "ips")
     named: list[Mapping[str, Any]] = []
     sandboxed: list[Mapping[str, Any]] = []
     for ip in ips:
@@ -58,6 +54,15 @@ def pod_ips(result: Mapping[str, Any], *, ifname: str) -> list[str]:
             families.add(version)
             chosen.append(ip)
     return chosen
+
+
+def _list_field(result: Mapping[str, Any], key: str) -> list[Any]:
+    value = result.get(key)
+    if value is None:  # missing, or a Go nil slice
+        return []
+    if not isinstance(value, list):
+        raise CniError(f"invalid CNI result: {key!r} is not a list")
+    return value
 
 
 def _address(value: Any) -> str:
