@@ -35,8 +35,8 @@ def test_fit_error_message(counts: dict[str, int], pre: str, post: str, message:
 
 def test_a_node_counts_under_the_first_filter_that_rejects_it() -> None:
     fwk = build_framework(load_profile(None), HANDLE)
-    cache = cache_with([node("small", cpu="1"),
-                        node("down", cpu="1", taints=[{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]),
+    unreachable = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}
+    cache = cache_with([node("small", cpu="1"), node("down", cpu="1", taints=[unreachable]),
                         node("busy", cpu="1", pods="1")], [pod("x", node_name="busy")])
     with pytest.raises(FitError) as e:
         schedule_pod(fwk, cache.nodes, PodInfo.of(pod("p", cpu="2")))

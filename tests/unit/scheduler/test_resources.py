@@ -32,7 +32,9 @@ Mi = 1024 * 1024
 ])
 def test_pod_requests(containers: list[dict[str, object]], init: list[dict[str, object]],
                       overhead: dict[str, str] | None, actual: tuple[int, int], non_zero: tuple[int, int]) -> None:
-    p = pod("p", containers=containers, init_containers=init, **({"overhead": overhead} if overhead else {}))
+    p = pod("p", containers=containers, init_containers=init)
+    if overhead:
+        p["spec"]["overhead"] = overhead
     r = pod_requests(p)
     assert (r.actual.milli_cpu, r.actual.memory) == actual
     assert (r.non_zero.milli_cpu, r.non_zero.memory) == non_zero
