@@ -98,12 +98,17 @@ async def node(tmp_path: Path) -> AsyncIterator[Node]:
         try:
             yield the_node
         finally:
+            # every sandbox is cleaned up even when one fails; the first failure is reported afterwards
             cleanup = the_node.network(pod_cidr=None)
+            failures: list[Exception] = []
             for sandbox_id in the_node.sandboxes:
                 try:
                     await cleanup.teardown(sandbox_id)
-                finally:
-                    await netns.remove(netns.netns_path(sandbox_id))
+                except Exception as e:
+                    failures.append(e)
+                await netns.remove(netns.netns_path(sandbox_id))
+            if failures:
+                raise failures[0]
 
 
 async def test_two_pods_get_addresses_and_reach_each_other(node: Node) -> None:
@@ -142,6 +147,16 @@ async def test_two_pods_get_addresses_and_reach_each_other(node: Node) -> None:
     await network.teardown(b)
     assert node.ipam_entries() == {}
     assert [name for name in await links(node.netns_path) if name.startswith("veth")] == []
+
+
+async def test_concurrent_setups_on_a_fresh_node(node: Node) -> None:
+    # the first ADDs race to create the bridge; host-local hands out distinct addresses under its lock
+    network = node.network()
+    done = await asyncio.gather(*(node.setup(network, name=f"p{i}") for i in range(8)))
+    assert len({status.ip for _, status in done}) == 8
+    assert node.ipam_entries() == {status.ip: sandbox for sandbox, status in done}
+    await asyncio.gather(*(network.teardown(sandbox) for sandbox, _ in done))
+    assert node.ipam_entries() == {}
 
 
 async def test_teardown_releases_the_address_for_the_next_pod(node: Node) -> None:
@@ -192,6 +207,11 @@ async def test_garbage_collection_removes_what_a_crash_left(node: Node) -> None:
     orphan_ip = "10.88.0.200"
     (node.paths.cni_ipam_dir / "kubelite" / orphan_ip).write_text("0123456789abcdef\r\neth0")
 
+    # another kubelet of the machine (its own data dir) shares /run/netns: its pods are not ours to collect
+    neighbour = PodNetwork(AgentPaths(node.paths.root / "neighbour"), pod_cidr="10.89.0.0/24",
+                           bridge_name=node.bridge + "n", host_netns=str(node.netns_path))
+    theirs, their_status = await node.setup(neighbour, name="theirs")
+
     restarted = node.network()
     await restarted.garbage_collect({live})
 
@@ -201,6 +221,8 @@ async def test_garbage_collection_removes_what_a_crash_left(node: Node) -> None:
     assert node.ipam_entries() == {live_status.ip: live}
     assert restarted.status(live) == live_status
     await restarted.check(live)
+    assert Path(their_status.netns_path).exists()
+    await neighbour.teardown(theirs)
 
 
 async def test_host_port_reaches_the_pod_from_the_node(node: Node) -> None:

@@ -243,13 +243,16 @@ class PodNetwork:
         ``live_sandbox_ids``, then the host-local reservations no live sandbox holds. Call it before pods are
         set up (a sandbox being set up is not live yet). Failures are logged; the next run retries them."""
         known = {p.name for p in self._list_records()} | {a.container_id for a in self.cni.cache.attachments()}
+        # a sandbox whose teardown failed still has its address configured: it keeps its reservation too
+        keep = set(live_sandbox_ids)
         for sandbox_id in sorted(known - live_sandbox_ids):
             log.info("garbage-collecting the network of sandbox %s", sandbox_id)
             try:
                 await self.teardown(sandbox_id)
             except (NetworkError, OSError) as e:
                 log.warning("garbage collection of sandbox %s failed: %s", sandbox_id, e)
-        await asyncio.to_thread(hostlocal.release_stale, self.paths.cni_ipam_dir, live_sandbox_ids)
+                keep.add(sandbox_id)
+        await asyncio.to_thread(hostlocal.release_stale, self.paths.cni_ipam_dir, keep)
 
     # internals
 
