@@ -295,3 +295,21 @@ async def test_a_lagging_cache_never_creates_twice() -> None:
                 assert reasons.count("SuccessfulCreate") == 20 and "SuccessfulDelete" not in reasons
     finally:
         await server.close()
+
+
+async def test_a_terminating_pod_is_replaced_at_once_and_counted_as_terminating(client: Client) -> None:
+    rs = await client.create(RS, rs_body("grace", 1))
+    (pod,) = await wait_replicas(client, rs, 1)
+    name = meta.name(pod)
+    await client.request("POST", client.item_path(POD, name, "default", "binding"),
+                         body={"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                               "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}})
+    marked = await client.delete(POD, name, "default")  # bound: it waits for its kubelet
+    assert meta.is_being_deleted(marked)
+
+    (replacement,) = await wait_replicas(client, rs, 1)
+    assert meta.name(replacement) != name
+    await wait_status(client, "grace", lambda s: s.get("replicas") == 1 and s.get("terminatingReplicas") == 1,
+                      "one replica and one terminating")
+    await client.delete(POD, name, "default", grace_period_seconds=0)
+    await wait_status(client, "grace", lambda s: s.get("terminatingReplicas") == 0, "nothing terminating")
