@@ -324,7 +324,8 @@ class EndpointsController:
             return await self._delete(key, current)
         if not endpointutil.wants_endpoints(svc):
             return None
-        if self.tracker.is_stale(key, {meta.name(current): current} if current is not None else {}):
+        cached = {meta.name(current): current} if current is not None else {}
+        if self.tracker.is_stale(key, cached, endpoints_cache.resource_version):
             return STALE_CACHE_RETRY_SECONDS
         selector = selector_from_set(endpointutil.service_selector(svc))
         pods = [p for p in pods_cache.list(meta.namespace(svc)) if selector.matches(meta.labels(p))]

@@ -475,7 +475,7 @@ class EndpointSliceController:
         selector = selector_from_set(endpointutil.service_selector(svc))
         pods = [p for p in pods_cache.list(meta.namespace(svc)) if selector.matches(meta.labels(p))]
         slices = [s for s in slices_cache.by_index(SERVICE_INDEX, key) if not meta.is_being_deleted(s)]
-        if self.tracker.is_stale(key, {meta.name(s): s for s in slices}):
+        if self.tracker.is_stale(key, {meta.name(s): s for s in slices}, slices_cache.resource_version):
             return STALE_CACHE_RETRY_SECONDS
         nodes = {name: node for name in {podutil.node_name(p) for p in pods}
                  if (node := nodes_cache.get(name)) is not None}

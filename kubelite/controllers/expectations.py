@@ -15,9 +15,10 @@ Two tools, both keyed by the controller's work-queue key (``ns/name`` of the own
 
 `ResourceVersionTracker` (the EndpointSlice tracker and the Endpoints ``staleEndpointsTracker``)
     remembers, per group of objects (e.g. every EndpointSlice of one Service), the resourceVersion of each
-    object the controller wrote or deleted. ``is_stale(group, cached)`` says whether the cache still shows
-    something older than those writes. It compares resourceVersions as integers (kubelite's are store
-    revisions); an object whose resourceVersion is not an integer is never called stale.
+    object the controller wrote or deleted. ``is_stale(group, cached, cache_version)`` says whether the cache
+    still shows something older than those writes; a cache whose own resourceVersion is past a write has seen
+    it. It compares resourceVersions as integers (kubelite's are store revisions, global and ordered); an
+    object whose resourceVersion is not an integer is never called stale.
 
 Both are plain objects used from one event loop: informer handlers and reconciles call them between awaits.
 """
@@ -145,18 +146,26 @@ class ResourceVersionTracker:
         del entries[meta.name(obj)]
         return written.deleted
 
-    def is_stale(self, group: str, cached: Mapping[str, Obj]) -> bool:
+    def is_stale(self, group: str, cached: Mapping[str, Obj], cache_version: str = "") -> bool:
         """Whether ``cached`` (name → object, as the informer shows the group now) is older than what this
-        controller wrote. Records the cache has caught up with are dropped."""
+        controller wrote. ``cache_version``, the resourceVersion the whole cache is current to, settles every
+        write at or below it (even of an object someone deleted since). Records the cache has caught up with
+        are dropped."""
         entries = self._groups.get(group)
         if not entries:
             return False
+        try:
+            current_to = int(cache_version)
+        except ValueError:
+            current_to = -1
         stale = False
         for name, written in list(entries.items()):
             obj = cached.get(name)
             seen = _rv(obj) if obj is not None else None
             if written.deleted:
                 behind = obj is not None and seen is not None and seen <= written.resource_version
+            elif current_to >= written.resource_version:
+                behind = False
             else:
                 behind = obj is None or (seen is not None and seen < written.resource_version)
             if behind:

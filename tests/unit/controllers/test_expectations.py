@@ -78,6 +78,13 @@ def test_a_cache_without_the_written_object_is_stale_until_it_catches_up() -> No
     assert not t.is_stale("ns/svc", {})  # caught up once: the record is gone
 
 
+def test_a_cache_current_past_the_write_is_not_stale_even_without_the_object() -> None:
+    t = ResourceVersionTracker()
+    t.wrote("ns/svc", obj("s1", "10"))
+    assert t.is_stale("ns/svc", {}, "9")
+    assert not t.is_stale("ns/svc", {}, "12")  # the cache saw rv 10 and whatever removed s1 after it
+
+
 def test_a_deleted_object_still_cached_is_stale() -> None:
     t = ResourceVersionTracker()
     t.deleted("ns/svc", obj("s1", "10"))
