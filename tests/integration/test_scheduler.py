@@ -158,7 +158,7 @@ async def test_a_deleted_pod_frees_room_for_a_waiting_one(kclient: Client, sched
     await kclient.delete(PODS, "first", "default", grace_period_seconds=0)
 
     async def second_bound() -> bool:
-        return (await kclient.get(PODS, "second", "default"))["spec"].get("nodeName") == "only"
+        return bool((await kclient.get(PODS, "second", "default"))["spec"].get("nodeName") == "only")
 
     await eventually(second_bound, "the second pod takes the freed room")
 
