@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Protocol
 
@@ -29,8 +29,11 @@ from kubelite.client.events import EventBroadcaster
 from kubelite.client.informer import InformerFactory, SharedInformer
 from kubelite.client.rest import Client
 from kubelite.controllers.context import ControllerContext, ControllerOptions
+from kubelite.controllers.endpoints import EndpointsController
+from kubelite.controllers.endpointslice import EndpointSliceController
 from kubelite.controllers.gc import GarbageCollector
 from kubelite.controllers.namespace import NamespaceController
+from kubelite.controllers.replicaset import ReplicaSetController
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +110,7 @@ class ControllerManager:
         self,
         client: Client,
         *,
-        controllers: Sequence[Controller] | None = None,
+        controllers: Sequence[Controller] | Callable[[ControllerContext], Sequence[Controller]] | None = None,
         options: ControllerOptions | None = None,
         workers: Mapping[str, int] | None = None,
         default_workers: int = DEFAULT_WORKERS,
@@ -116,8 +119,10 @@ class ControllerManager:
         self.client = client
         self.events = EventBroadcaster(client)
         self.context = ControllerContext(client, self.events, options or ControllerOptions())
+        if controllers is None:
+            controllers = default_controllers
         self.controllers: tuple[Controller, ...] = tuple(
-            default_controllers(self.context) if controllers is None else controllers)
+            controllers(self.context) if callable(controllers) else controllers)
         names = [c.name for c in self.controllers]
         if len(set(names)) != len(names):
             raise ValueError(f"controller names must be unique, got {names}")
@@ -231,7 +236,8 @@ class ControllerManager:
 def default_controllers(ctx: ControllerContext) -> list[Controller]:
     """The controllers `kubelite server` runs. Each is built from the shared context (client, events,
     options)."""
-    return [NamespaceController(ctx.client), GarbageCollector(ctx.client)]
+    return [NamespaceController(ctx.client), GarbageCollector(ctx.client), ReplicaSetController(ctx),
+            EndpointSliceController(ctx), EndpointsController(ctx)]
 
 
 async def run_controller_manager(client: Client, stop: asyncio.Event, options: ControllerOptions | None = None) -> None:

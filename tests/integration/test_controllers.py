@@ -17,7 +17,7 @@ from kubelite.apiserver.app import build_app
 from kubelite.apiserver.storage.memory import MemoryStore
 from kubelite.client.kubeconfig import config_for_server
 from kubelite.client.rest import Client, NotFound
-from kubelite.controllers import ControllerManager
+from kubelite.controllers import ControllerManager, GarbageCollector, NamespaceController
 
 NS = resolve("namespaces")
 CM = resolve("configmaps")
@@ -37,7 +37,8 @@ async def client() -> AsyncIterator[Client]:
     await server.start_server()
     try:
         async with Client(config_for_server(str(server.make_url("")))) as c:
-            async with ControllerManager(c):
+            # Only the controllers under test: a ReplicaSet controller would add pods of its own.
+            async with ControllerManager(c, controllers=lambda ctx: [NamespaceController(c), GarbageCollector(c)]):
                 yield c
     finally:
         await server.close()
