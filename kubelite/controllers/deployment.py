@@ -22,7 +22,8 @@ One reconcile of a key (`reconcile`):
    next attempt hashes to another name.
 
 Events (component ``deployment-controller``): ``ScalingReplicaSet`` ("Scaled up replica set web-5d4f8 from 0
-to 3"), ``ReplicaSetCreateError``, ``SelectingAll``.
+to 3"), and the Warnings ``ReplicaSetCreateError``, ``SelectingAll`` and ``InvalidSelector`` (a Deployment the
+controller cannot act on is reported, not retried).
 
 kubelite's status subresource writes only ``status``, so the Deployment's revision annotation is written
 with a separate merge patch of ``metadata`` (Kubernetes writes both through ``/status``).

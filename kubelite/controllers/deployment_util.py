@@ -201,12 +201,6 @@ def max_unavailable(deployment: Obj) -> int:
     return min(_fenceposts(deployment)[1], desired)
 
 
-def min_available(deployment: Obj) -> int:
-    if not is_rolling_update(deployment):
-        return 0
-    return replicas(deployment) - max_unavailable(deployment)
-
-
 # --- ReplicaSets as a sync sees them --------------------------------------------------------------
 
 @dataclass(eq=False)
