@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEBS := etcd-server runc nftables containernetworking-plugins busybox-static iproute2 ca-certificates
+DEBS := etcd-server runc nftables containernetworking-plugins busybox-static iproute2 ca-certificates docker-registry
 PYTEST_ARGS ?=
 
 .PHONY: up test deps debs venv lint bench clean

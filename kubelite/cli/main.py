@@ -12,7 +12,7 @@ from collections.abc import Callable
 from importlib import import_module
 
 # Modules that register sub-commands, in the order `kubelite --help` lists them.
-COMMAND_MODULES = ("kubelite.cli.server", "kubelite.cli.simulate", "kubelite.cli.verbs")
+COMMAND_MODULES = ("kubelite.cli.server", "kubelite.cli.simulate", "kubelite.cli.verbs", "kubelite.cli.image")
 
 
 def build_parser() -> argparse.ArgumentParser:
