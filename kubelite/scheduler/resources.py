@@ -12,6 +12,7 @@ The *non-zero* variant (``schedutil.GetNonzeroRequests``) counts a container tha
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -69,15 +70,27 @@ def resource_list(values: Mapping[str, Any] | None) -> Resources:
 def _millis(raw: Any) -> int:
     if raw is None:
         return 0
+    return _cached_millis(raw) if isinstance(raw, str | int | float) else 0
+
+
+def _whole(raw: Any) -> int:
+    if raw is None:
+        return 0
+    return _cached_whole(raw) if isinstance(raw, str | int | float) else 0
+
+
+# A cluster's pods spell their requests with a handful of strings ("100m", "500Mi"): parsing each once
+# keeps exact Decimal parsing off the per-pod path.
+@functools.lru_cache(maxsize=4096)
+def _cached_millis(raw: str | int | float) -> int:
     try:
         return to_millis(raw)
     except (ValueError, ArithmeticError):
         return 0
 
 
-def _whole(raw: Any) -> int:
-    if raw is None:
-        return 0
+@functools.lru_cache(maxsize=4096)
+def _cached_whole(raw: str | int | float) -> int:
     try:
         return to_int(raw)
     except (ValueError, ArithmeticError):

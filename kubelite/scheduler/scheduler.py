@@ -59,6 +59,10 @@ REASON_UNSCHEDULABLE = "Unschedulable"
 REASON_SCHEDULER_ERROR = "SchedulerError"
 
 
+class SchedulerCrashed(Exception):
+    """An informer the scheduler depends on stopped; ``__cause__`` is why."""
+
+
 def is_assigned(pod: Obj) -> bool:
     return bool((pod.get("spec") or {}).get("nodeName"))
 
@@ -138,6 +142,7 @@ class Scheduler:
     # --- informers ---------------------------------------------------------------------------------
 
     def setup(self, factory: InformerFactory) -> None:
+        """Ask ``factory`` for the informers (`_informer_keys`) and register the handlers."""
         factory.informer(NODES).add_handler(self._node_added, self._node_updated, self._node_deleted)
         factory.informer(PODS, field_selector=NON_TERMINAL).add_handler(
             self._pod_added, self._pod_updated, self._pod_deleted)
@@ -203,14 +208,36 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Informers, then scheduling until ``stop`` is set. Leader election (later) goes around
-        `run_active`: the informers may warm up on a standby, only the leader schedules."""
+        `run_active`: the informers may warm up on a standby, only the leader schedules.
+
+        An informer that dies stops the scheduler with `SchedulerCrashed` (a scheduler on a frozen cache
+        would place pods on stale facts)."""
         factory = InformerFactory(self.client)
         self.setup(factory)
         async with self.events, factory:
-            await factory.wait_for_cache_sync()
-            log.info("scheduler %s: caches synced (%d nodes, %d pods counted, %d pending)", self.name,
-                     len(self.cache.nodes), self.cache.pod_count(), len(self.queue))
-            await self.run_active(stop)
+            informers = [factory.informer(kind, **kw).start() for kind, kw in self._informer_keys()]
+            active = asyncio.create_task(self._synced_then_active(factory, stop))
+            try:
+                done, _ = await asyncio.wait({active, *informers}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                active.cancel()
+                await asyncio.wait({active})
+            if active in done:
+                active.result()
+                return
+            dead = next(iter(done))
+            cause = None if dead.cancelled() else dead.exception()
+            raise SchedulerCrashed(f"scheduler {self.name}: informer {dead.get_name()} stopped") from cause
+
+    @staticmethod
+    def _informer_keys() -> list[tuple[Any, dict[str, str]]]:
+        return [(NODES, {}), (PODS, {"field_selector": NON_TERMINAL}), (NAMESPACES, {})]
+
+    async def _synced_then_active(self, factory: InformerFactory, stop: asyncio.Event) -> None:
+        await factory.wait_for_cache_sync()
+        log.info("scheduler %s: caches synced (%d nodes, %d pods counted, %d pending)", self.name,
+                 len(self.cache.nodes), self.cache.pod_count(), len(self.queue))
+        await self.run_active(stop)
 
     async def run_active(self, stop: asyncio.Event) -> None:
         """Schedule until ``stop`` is set (the caches must have synced)."""
