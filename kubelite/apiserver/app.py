@@ -17,6 +17,7 @@ from kubelite.api import errors
 from kubelite.api.registry import all_kinds, by_resource
 
 from . import codec
+from .allocators import ServiceAllocator
 from .auth.authn import USER_KEY, RequestAuthenticator, authn_middleware, request_user
 from .auth.authz import Attributes, Authorizer, forbidden
 from .handlers import discovery, openapi
@@ -149,7 +150,8 @@ async def bootstrap(resources: Resources) -> None:
 
 
 def build_app(store: Store, *, authenticator: RequestAuthenticator | None = None,
-              authorizer: Authorizer | None = None) -> web.Application:
+              authorizer: Authorizer | None = None, service_cidr: str = "10.96.0.0/12",
+              node_port_range: tuple[int, int] = (30000, 32767)) -> web.Application:
     """The API server application over ``store``. Without an authenticator every request is anonymous
     admin (in-process tests only); the real server always passes one."""
     middlewares: list[Any] = [access_middleware, status_middleware]
@@ -159,7 +161,8 @@ def build_app(store: Store, *, authenticator: RequestAuthenticator | None = None
             middlewares.append(authz_middleware(authorizer))
     app = web.Application(middlewares=middlewares, client_max_size=codec.MAX_BODY_BYTES)
     cache = WatchCache(store, all_kinds())
-    resources = Resources(store, cache)
+    resources = Resources(store, cache, ServiceAllocator(store, service_cidr=service_cidr,
+                                                         node_ports=node_port_range))
     app[STORE_KEY] = store
     app[CACHE_KEY] = cache
     app[RESOURCES_KEY] = resources
@@ -168,6 +171,10 @@ def build_app(store: Store, *, authenticator: RequestAuthenticator | None = None
         await store.start()
         await cache.start()
         await bootstrap(resources)
+        released = await resources.allocator.repair(
+            e.obj for e in cache.cache(by_resource("", "v1", "services")).entries.values())
+        if released:
+            log.info("released %d service IP/port allocations that no Service holds", released)
         yield
         await cache.stop()
         await store.close()

@@ -25,6 +25,7 @@ from kubelite.api.registry import Kind, by_resource
 
 from . import codec
 from .admission import admit, check_fields
+from .allocators import ServiceAllocator
 from .patch import (
     apply_json_patch,
     apply_merge_patch,
@@ -38,6 +39,7 @@ from .watchcache import WatchCache
 Obj = dict[str, Any]
 
 NAMESPACES = by_resource("", "v1", "namespaces")
+SERVICES = by_resource("", "v1", "services")
 PATCH_TYPES = {
     "application/json-patch+json": "json",
     "application/merge-patch+json": "merge",
@@ -78,9 +80,10 @@ class WriteResult:
 class Resources:
     """Create, read, update, patch and delete objects of any served kind."""
 
-    def __init__(self, store: Store, cache: WatchCache) -> None:
+    def __init__(self, store: Store, cache: WatchCache, allocator: ServiceAllocator | None = None) -> None:
         self.store = store
         self.cache = cache
+        self.allocator = allocator or ServiceAllocator(store)
 
     # ---- reads -------------------------------------------------------------------------------------
     async def get(self, kind: Kind, namespace: str | None, name: str) -> Obj:
@@ -100,32 +103,41 @@ class Resources:
                 "metadata.name", "name or generateName is required")], kind.group)
         if namespace is not None and kind.namespaced:
             await self._check_namespace_open(namespace)
+        generated = not meta.get("name")
+        if generated:
+            meta["name"] = _generate_name(meta["generateName"])
         self._stamp_new(kind, obj)
         admit(kind, obj, None, "CREATE")
         update_managed_fields(None, obj, manager=opts.field_manager, api_version=kind.api_version,
                               now=rfc3339(now()), operation="Update")
-        return await self._insert(kind, obj, opts)
+        return await self._insert(kind, obj, opts, generated=generated)
 
-    async def _insert(self, kind: Kind, obj: Obj, opts: WriteOptions) -> Obj:
+    async def _insert(self, kind: Kind, obj: Obj, opts: WriteOptions, *, generated: bool = False) -> Obj:
+        """Store a new object (its name already chosen; a generated one is drawn again on a collision),
+        allocating what it needs first (a Service's cluster IP and node ports) and releasing that if the
+        object cannot be stored."""
         meta = obj["metadata"]
-        generated = not meta.get("name")
-        for _ in range(_MAX_RETRIES):
-            if generated:
-                meta["name"] = meta["generateName"] + "".join(
-                    secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
-            if opts.dry_run:
-                if await self.store.get(kind.key(meta.get("namespace"), meta["name"])) is not None:
-                    raise errors.already_exists(kind.plural, meta["name"], kind.group)
+        taken = await self.allocator.on_create(obj, dry_run=opts.dry_run) if kind is SERVICES else []
+        try:
+            for _ in range(_MAX_RETRIES):
+                if opts.dry_run:
+                    if await self.store.get(kind.key(meta.get("namespace"), meta["name"])) is not None:
+                        raise errors.already_exists(kind.plural, meta["name"], kind.group)
+                    return obj
+                try:
+                    kv = await self.store.create(kind.key(meta.get("namespace"), meta["name"]), codec.encode(obj))
+                except KeyExists:
+                    if generated:
+                        meta["name"] = _generate_name(meta["generateName"])
+                        continue
+                    raise errors.already_exists(kind.plural, meta["name"], kind.group) from None
+                meta["resourceVersion"] = str(kv.mod_revision)
+                taken = []
                 return obj
-            try:
-                kv = await self.store.create(kind.key(meta.get("namespace"), meta["name"]), codec.encode(obj))
-            except KeyExists:
-                if generated:
-                    continue
-                raise errors.already_exists(kind.plural, meta["name"], kind.group) from None
-            meta["resourceVersion"] = str(kv.mod_revision)
-            return obj
-        raise errors.APIError(409, "AlreadyExists", "could not generate a unique name; try again")
+            raise errors.APIError(409, "AlreadyExists", "could not generate a unique name; try again")
+        finally:
+            if taken:
+                await self.allocator.release(taken)
 
     def _stamp_new(self, kind: Kind, obj: Obj) -> None:
         meta = obj["metadata"]
@@ -261,7 +273,30 @@ class Resources:
         """Admit and write ``new`` over ``cur``; None when another writer got there first.
 
         A binding sets ``spec.nodeName``, which pod updates may not change: it is checked by `bind` itself,
-        not by update validation, as in Kubernetes."""
+        not by update validation, as in Kubernetes. A Service's allocations follow the update: new ones are
+        taken first (and given back if the write fails), dropped ones released once it is stored."""
+        taken: list[str] = []
+        freed: list[str] = []
+        if kind is SERVICES and not subresource:
+            taken, freed = await self.allocator.on_update(cur, new, dry_run=opts.dry_run)
+        try:
+            written = await self._write_update(kind, mod_revision, cur, new, opts, managed=managed,
+                                               subresource=subresource)
+        except BaseException:
+            await self.allocator.release(taken)
+            raise
+        if written is None or written[0] is cur:
+            await self.allocator.release(taken)
+            return None if written is None else cur
+        obj, deleted = written
+        if kind is SERVICES and not opts.dry_run:
+            await self.allocator.release(self.allocator.held_by(obj) if deleted else freed)
+        return obj
+
+    async def _write_update(self, kind: Kind, mod_revision: int, cur: Obj, new: Obj, opts: WriteOptions,
+                            *, managed: bool, subresource: str) -> tuple[Obj, bool] | None:
+        """Admit and store ``new``: (the stored object, whether it was deleted) — ``cur`` itself when nothing
+        changed — or None on a lost compare-and-swap."""
         if subresource != "binding":
             admit(kind, new, cur, "UPDATE")
         if managed:
@@ -269,14 +304,14 @@ class Resources:
                                   now=rfc3339(now()), operation="Update", subresource=subresource)
         self._bump_generation(kind, cur, new)
         if _same(cur, new):
-            return cur
+            return cur, False
         meta = new["metadata"]
         key = kind.key(meta.get("namespace"), meta["name"])
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and not self._awaits_kubelet(kind, new) \
                 and not (kind is NAMESPACES and (new.get("spec") or {}).get("finalizers")):
             # The last finalizer is gone from an object being deleted: now it really goes.
             if opts.dry_run:
-                return new
+                return new, True
             try:
                 kv = await self.store.delete(key, mod_revision)
             except RevisionMismatch:
@@ -284,9 +319,9 @@ class Resources:
             except KeyNotFound:
                 raise errors.not_found(kind.plural, meta["name"], kind.group) from None
             new["metadata"]["resourceVersion"] = str(kv.mod_revision)
-            return new
+            return new, True
         if opts.dry_run:
-            return new
+            return new, False
         try:
             kv = await self.store.update(key, codec.encode(new), mod_revision)
         except RevisionMismatch:
@@ -294,7 +329,7 @@ class Resources:
         except KeyNotFound:
             raise errors.not_found(kind.plural, meta["name"], kind.group) from None
         meta["resourceVersion"] = str(kv.mod_revision)
-        return new
+        return new, False
 
     def _merge_update(self, kind: Kind, cur: Obj, new: Obj, subresource: str) -> Obj:
         """The object an update stores: identity and system fields kept from ``cur``; with a status
@@ -434,6 +469,8 @@ class Resources:
             except KeyNotFound:
                 raise errors.not_found(kind.plural, name, kind.group) from None
             cur["metadata"]["resourceVersion"] = str(gone.mod_revision)
+            if kind is SERVICES:
+                await self.allocator.release(self.allocator.held_by(cur))
             return cur
         raise errors.conflict(kind.plural, name, kind.group, "too many concurrent writers; try again")
 
@@ -557,6 +594,10 @@ class Resources:
             if want_rv:
                 raise errors.conflict(kind.plural, name, kind.group)
         raise errors.conflict(kind.plural, name, kind.group, "too many concurrent writers; try again")
+
+
+def _generate_name(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
 
 
 def scale_of(obj: Obj) -> Obj:

@@ -44,6 +44,8 @@ class ServerConfig:
     etcd_endpoints: list[str] = field(default_factory=list)
     kubeconfig_path: str = ""
     tls_sans: list[str] = field(default_factory=list)
+    service_cidr: str = "10.96.0.0/12"
+    node_port_range: tuple[int, int] = (30000, 32767)
     # Control-plane components run in this process as clients of the server (kubelite server).
     components: list[Component] = field(default_factory=list)
 
@@ -100,7 +102,8 @@ async def run(config: ServerConfig, *, ready: asyncio.Event | None = None) -> No
     authenticator = Authenticator.standard([StaticTokenAuthenticator.from_csv(token_file_path(data_dir))])
     authorizer = UnionAuthorizer([GroupAuthorizer(), AlwaysAllowAuthorizer()])
     store = open_store(data_dir=str(data_dir), etcd_endpoints=config.etcd_endpoints or None)
-    app = build_app(store, authenticator=authenticator, authorizer=authorizer)
+    app = build_app(store, authenticator=authenticator, authorizer=authorizer, service_cidr=config.service_cidr,
+                    node_port_range=config.node_port_range)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     stop = asyncio.Event()

@@ -29,6 +29,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    "(default: /etc/kubelite/kubelite.yaml as root, ~/.kube/kubelite.yaml otherwise)")
     p.add_argument("--tls-san", action="append", default=[], help="extra host name or IP for the "
                    "serving certificate (repeatable)")
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
+                   help="the range ClusterIPs are allocated from (default 10.96.0.0/12)")
+    p.add_argument("--service-node-port-range", default="30000-32767", help="NodePort range (default 30000-32767)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v: access log)")
 
 
@@ -55,8 +58,21 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         etcd_endpoints=[e.strip() for e in args.etcd_endpoints.split(",") if e.strip()],
         kubeconfig_path=os.path.abspath(args.write_kubeconfig or default_kubeconfig_path()),
         tls_sans=args.tls_san,
+        service_cidr=args.service_cluster_ip_range,
+        node_port_range=_port_range(args.service_node_port_range),
         components=list(args.components),
     )
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    try:
+        first, last = int(low), int(high if sep else low)
+    except ValueError:
+        raise SystemExit(f"kubelite: --service-node-port-range must look like 30000-32767, got {text!r}") from None
+    if not 0 < first <= last < 65536:
+        raise SystemExit(f"kubelite: --service-node-port-range {text!r} is not a valid port range")
+    return first, last
 
 
 def _server(args: argparse.Namespace) -> int:

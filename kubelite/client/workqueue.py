@@ -266,8 +266,10 @@ async def _worker(queue: RateLimitingQueue[K], reconcile: Reconcile[K]) -> None:
         try:
             requeue_after = await reconcile(key)
         except Exception as e:
-            log.warning("%s: reconciling %r failed (%d earlier failures): %s", queue.name or "workqueue",
-                        key, queue.num_requeues(key), e, exc_info=True)
+            # A 409 is optimistic concurrency doing its job (the cache was behind): retry quietly.
+            quiet = getattr(e, "status", None) == 409
+            log.log(logging.DEBUG if quiet else logging.WARNING, "%s: reconciling %r failed (%d earlier failures): %s",
+                    queue.name or "workqueue", key, queue.num_requeues(key), e, exc_info=not quiet)
             queue.add_rate_limited(key)
         else:
             queue.forget(key)

@@ -29,6 +29,7 @@ from kubelite.client.events import EventBroadcaster
 from kubelite.client.informer import InformerFactory, SharedInformer
 from kubelite.client.rest import Client
 from kubelite.controllers.context import ControllerContext, ControllerOptions
+from kubelite.controllers.deployment import DeploymentController
 from kubelite.controllers.endpoints import EndpointsController
 from kubelite.controllers.endpointslice import EndpointSliceController
 from kubelite.controllers.gc import GarbageCollector
@@ -236,8 +237,8 @@ class ControllerManager:
 def default_controllers(ctx: ControllerContext) -> list[Controller]:
     """The controllers `kubelite server` runs. Each is built from the shared context (client, events,
     options)."""
-    return [NamespaceController(ctx.client), GarbageCollector(ctx.client), ReplicaSetController(ctx),
-            EndpointSliceController(ctx), EndpointsController(ctx)]
+    return [NamespaceController(ctx.client), GarbageCollector(ctx.client), DeploymentController(ctx),
+            ReplicaSetController(ctx), EndpointSliceController(ctx), EndpointsController(ctx)]
 
 
 async def run_controller_manager(client: Client, stop: asyncio.Event, options: ControllerOptions | None = None) -> None:

@@ -246,3 +246,42 @@ async def test_pods_tolerate_node_problems_for_300_seconds(api: TestClient) -> N
     assert tolerations["node.kubernetes.io/unreachable"]["tolerationSeconds"] == 5
     assert tolerations["node.kubernetes.io/not-ready"] == {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
                                                           "effect": "NoExecute", "tolerationSeconds": 300}
+
+
+SVCS = "/api/v1/namespaces/default/services"
+
+
+def service(name: str, **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": {"selector": {"app": name}, "ports": [{"port": 80}], **spec}}
+
+
+async def test_service_cluster_ips_and_node_ports(api: TestClient) -> None:
+    a = await (await api.post(SVCS, json=service("a"))).json()
+    b = await (await api.post(SVCS, json=service("b"))).json()
+    assert a["spec"]["clusterIP"].startswith("10.") and a["spec"]["clusterIPs"] == [a["spec"]["clusterIP"]]
+    assert a["spec"]["clusterIP"] != b["spec"]["clusterIP"]
+    r = await api.post(SVCS, json=service("c", clusterIP=a["spec"]["clusterIP"]))
+    assert r.status == 422 and "already allocated" in (await r.json())["message"]
+    r = await api.post(SVCS, json=service("d", clusterIP="192.168.0.1"))
+    assert r.status == 422 and "not in the valid range" in (await r.json())["message"]
+    headless = await (await api.post(SVCS, json=service("h", clusterIP="None"))).json()
+    assert headless["spec"]["clusterIP"] == "None"
+    np = await (await api.post(SVCS, json=service("np", type="NodePort"))).json()
+    port = np["spec"]["ports"][0]["nodePort"]
+    assert 30000 <= port <= 32767
+    r = await api.post(SVCS, json={**service("np2", type="NodePort"),
+                                   "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": port}]}})
+    assert r.status == 422 and "already allocated" in (await r.json())["message"]
+    # A replace without clusterIP keeps it; deleting frees the address for others.
+    ip = a["spec"].pop("clusterIP")
+    a["spec"].pop("clusterIPs")
+    a["metadata"]["labels"] = {"changed": "yes"}
+    kept = await (await api.put(f"{SVCS}/a", json=a)).json()
+    assert kept["spec"]["clusterIP"] == ip and kept["metadata"]["labels"] == {"changed": "yes"}
+    assert (await api.delete(f"{SVCS}/a")).status == 200
+    r = await api.post(SVCS, json=service("again", clusterIP=ip))
+    assert r.status == 201, await r.text()
+    assert (await api.delete(f"{SVCS}/np")).status == 200
+    r = await api.post(SVCS, json={**service("np3"),
+                                   "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": port}]}})
+    assert r.status == 201, await r.text()
