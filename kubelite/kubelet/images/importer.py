@@ -115,7 +115,7 @@ class _CountingReader:
     """Reports how far into the (compressed) tarball file the import has read."""
 
     def __init__(self, raw: io.BufferedReader, total: int, emit: Emit, label: str) -> None:
-        self._raw, self._total, self._emit, self._label = raw, total, emit, label
+        self._raw, self.total, self._emit, self._label = raw, total, emit, label
         self._read = self._reported = 0
 
     def read(self, size: int = -1) -> bytes:
@@ -123,7 +123,7 @@ class _CountingReader:
         self._read += len(data)
         if self._read - self._reported >= (1 << 20) or not data:
             self._reported = self._read
-            self._emit(PullProgress("Reading", self._label, self._read, self._total))
+            self._emit(PullProgress("Reading", self._label, self._read, self.total))
         return data
 
     def peek(self, size: int = 0) -> bytes:
@@ -139,6 +139,8 @@ def _read_archive(path: Path, content: ContentStore, emit: Emit) -> _Archive:
             with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
                 for member in tar:
                     _read_member(tar, member, archive, content)
+            # tarfile stops at the end-of-archive marker, before the padding: report the whole file read.
+            emit(PullProgress("Reading", str(path), counting.total, counting.total))
     except (tarfile.TarError, EOFError) as e:
         raise InvalidImage(f"{path} is not a readable tar archive: {e}") from None
     return archive
