@@ -1,0 +1,174 @@
+"""The pods of this node: from the pod informer to one worker per pod, and the housekeeping around them.
+
+`PodDispatcher` receives the informer's events for the pods bound to this node (``fieldSelector
+spec.nodeName=<node>``) and routes each pod, by uid, to its `PodWorker`, creating the worker on first sight.
+A pod that disappears from the informer tells its worker to stop it; a pod whose name now carries another
+uid is a new pod. Anything else that should make a pod sync (its containers changed, a probe result
+changed, a referenced object changed, the network became ready) calls `wake`.
+
+Housekeeping (every ``housekeeping_period``, once the informer has synced and the runtime has been listed)
+removes what belongs to no known pod: sandboxes and containers carrying the uid of a pod that no longer
+exists (stopped with the grace period they were created with, then removed), and volume folders of pods
+that are gone (unmounted, then removed) — e.g. pods deleted while the kubelet was down. Since containers
+are found by their pod uid label, a restarted kubelet adopts the containers of pods that still exist
+(their workers see them running) and cleans up only the rest.
+
+Stopping the dispatcher cancels the workers without touching their containers: they keep running and are
+adopted by the next kubelet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from kubelite.api import meta
+from kubelite.client.informer import DeletedFinalStateUnknown, SharedInformer, object_of
+from kubelite.kubelet import containerspec as cs
+from kubelite.kubelet.pleg import Pleg
+from kubelite.kubelet.podworker import MIN_GRACE_PERIOD, PodWorker, WorkerContext
+from kubelite.kubelet.runtime_client import NotFoundError, RuntimeServiceError
+from kubelite.proto import runtime_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+class PodDispatcher:
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self._workers: dict[str, PodWorker] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._orphans: dict[str, asyncio.Task[None]] = {}
+
+    # --- informer handlers -------------------------------------------------------------------------
+
+    def attach(self, informer: SharedInformer) -> None:
+        informer.add_handler(on_add=self.pod_added, on_update=self.pod_updated, on_delete=self.pod_deleted)
+
+    def pod_added(self, pod: Obj) -> None:
+        uid = meta.uid(pod)
+        worker = self._workers.get(uid)
+        if worker is not None:
+            worker.update(pod)
+            return
+        worker = PodWorker(pod, self.ctx)
+        self._workers[uid] = worker
+        task = asyncio.create_task(self._run(worker), name=f"pod-{meta.key(pod)}")
+        self._tasks[uid] = task
+
+    def pod_updated(self, old: Obj, new: Obj) -> None:
+        if meta.uid(old) != meta.uid(new):
+            self.pod_deleted(old)
+            self.pod_added(new)
+            return
+        if old is new:  # a resync: the worker has its own periodic sync
+            return
+        self.pod_added(new)
+
+    def pod_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
+        pod = object_of(obj)
+        worker = self._workers.get(meta.uid(pod))
+        if worker is not None:
+            worker.removed(pod if not isinstance(obj, DeletedFinalStateUnknown) else None)
+
+    def wake(self, uid: str) -> None:
+        worker = self._workers.get(uid)
+        if worker is not None:
+            worker.wake()
+
+    def wake_all(self) -> None:
+        for worker in self._workers.values():
+            worker.wake()
+
+    def worker(self, uid: str) -> PodWorker | None:
+        return self._workers.get(uid)
+
+    async def _run(self, worker: PodWorker) -> None:
+        try:
+            await worker.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the worker of pod %s crashed", meta.key(worker.pod))
+        finally:
+            if self._workers.get(worker.uid) is worker:
+                del self._workers[worker.uid]
+                self._tasks.pop(worker.uid, None)
+
+    async def stop(self) -> None:
+        """Cancel every worker and cleanup; containers are left running (see the module docstring)."""
+        tasks = list(self._tasks.values()) + list(self._orphans.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        self._workers.clear()
+        self._tasks.clear()
+        self._orphans.clear()
+
+    # --- housekeeping ------------------------------------------------------------------------------
+
+    async def housekeeping(self, informer: SharedInformer, pleg: Pleg) -> None:
+        await informer.wait_synced()
+        await pleg.relisted.wait()
+        while True:
+            try:
+                await self.clean_orphans(informer, pleg)
+            except (RuntimeServiceError, OSError) as e:
+                log.warning("housekeeping failed: %s", e)
+            await asyncio.sleep(self.ctx.config.housekeeping_period)
+
+    def _known(self, informer: SharedInformer) -> set[str]:
+        return set(self._workers) | {meta.uid(p) for p in informer.list()}
+
+    async def clean_orphans(self, informer: SharedInformer, pleg: Pleg) -> None:
+        runtime_uids = pleg.pod_uids() or set()
+        known = self._known(informer)
+        for uid in runtime_uids - known:
+            if uid not in self._orphans:
+                self._orphans[uid] = asyncio.create_task(self._remove_orphan(uid), name=f"orphan-{uid}")
+        for uid in self.ctx.volumes.pod_uids_on_disk() - known - runtime_uids:
+            if uid not in self._orphans:
+                await self.ctx.volumes.teardown(uid)
+
+    async def _remove_orphan(self, uid: str) -> None:
+        """Stop and remove the sandboxes and containers of a pod the API no longer has."""
+        runtime = self.ctx.runtime
+        labels = {cs.POD_UID_LABEL: uid}
+        try:
+            containers = await runtime.list_containers(labels=labels)
+            log.info("removing %d containers of pod %s, which no longer exists", len(containers), uid)
+            stops = []
+            for c in containers:
+                if c.state == pb.CONTAINER_RUNNING:
+                    grace = _int(c.annotations.get(cs.GRACE_PERIOD_ANNOTATION), 30)
+                    stops.append(self._quiet(runtime.stop_container(c.id, max(grace, MIN_GRACE_PERIOD))))
+            await asyncio.gather(*stops)
+            for c in containers:
+                await self._quiet(runtime.remove_container(c.id))
+            for sb in await runtime.list_pod_sandboxes(labels=labels):
+                await self._quiet(runtime.stop_pod_sandbox(sb.id))
+                await self._quiet(runtime.remove_pod_sandbox(sb.id))
+            await self.ctx.volumes.teardown(uid)
+            self.ctx.crash_backoff.forget(uid + "_")
+        except (RuntimeServiceError, OSError) as e:
+            log.warning("removing the leftovers of pod %s failed: %s", uid, e)
+        finally:
+            self._orphans.pop(uid, None)
+
+    @staticmethod
+    async def _quiet(call: Any) -> None:
+        try:
+            await call
+        except NotFoundError:
+            pass
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text else default
+    except ValueError:
+        return default
