@@ -132,9 +132,13 @@ class Puller:
             self.content.delete(descriptor.digest)
             emit(PullProgress("Pull complete", descriptor.digest, descriptor.size, descriptor.size))
 
-        async with asyncio.TaskGroup() as group:
-            for descriptor, diff_id in zip(manifest.layers, diff_ids, strict=True):
-                group.create_task(one(descriptor, diff_id))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for descriptor, diff_id in zip(manifest.layers, diff_ids, strict=True):
+                    group.create_task(one(descriptor, diff_id))
+        except BaseExceptionGroup as failed:
+            # The first layer's failure is the pull's (the others were cancelled because of it).
+            raise _first_error(failed) from None
         return sizes
 
     async def _blob(self, client: RegistryClient, descriptor: Descriptor, *, emit: Emit | None) -> Path:
@@ -186,3 +190,12 @@ class Puller:
                     emit(PullProgress("Downloading", descriptor.digest, ingest.offset, descriptor.size))
             if emit is not None:
                 emit(PullProgress("Downloading", descriptor.digest, ingest.offset, descriptor.size))
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _first_error(error)
+        if not isinstance(error, asyncio.CancelledError):
+            return error
+    return group.exceptions[0]
