@@ -218,6 +218,18 @@ async def test_concurrent_pulls_share_one_download(registry: RegistryServer, ima
     assert stored is not None and sorted(stored.repo_tags) == sorted(set(refs))
 
 
+async def test_a_cancelled_caller_does_not_stop_the_shared_pull(registry: RegistryServer, images: Images,
+                                                                 store: ImageStore) -> None:
+    ref = f"{registry.host}/test/busybox:v1"
+    first = asyncio.ensure_future(store.pull(ref))
+    second = asyncio.ensure_future(store.pull(ref))
+    await asyncio.sleep(0)
+    first.cancel()
+    record = await second
+    assert first.cancelled()
+    assert record.id == images.busybox.config_digest
+
+
 async def test_a_partial_blob_is_resumed(registry: RegistryServer, images: Images, store: ImageStore) -> None:
     base = images.busybox.layer_digests[0]
     data = (images.busybox.layout / "blobs/sha256" / base.split(":")[1]).read_bytes()

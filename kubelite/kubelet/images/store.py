@@ -286,7 +286,7 @@ class ImageStore:
             return True
 
         if self.index.update(change):
-            await asyncio.to_thread(self._sweep, partials=False)
+            await self._sweep(partials=False)
 
     async def garbage_collect(self, *, high_percent: int = 85, low_percent: int = 80,
                               min_age_seconds: float = 120.0) -> int:
@@ -306,13 +306,14 @@ class ImageStore:
             return victims
 
         victims = self.index.update(change)
-        freed = await asyncio.to_thread(self._sweep, partials=True)
+        freed = await self._sweep(partials=True)
         log.info("image garbage collection removed %d image(s) (%s), freed %d bytes", len(victims),
                  ", ".join(victims) or "none", freed)
         return freed
 
-    def _sweep(self, *, partials: bool) -> int:
-        """Remove blobs and layers no image keeps, if no writer is busy (see the module doc)."""
+    async def _sweep(self, *, partials: bool) -> int:
+        """Remove blobs and layers no image keeps, if no writer is busy (see the module doc). The index is
+        only read and written here, in the event loop's thread; the deleting happens in a worker thread."""
         lock = FileLock(self._sweep_lock)
         if not lock.try_acquire():
             log.debug("image sweep skipped: a pull or import is in progress")
@@ -321,16 +322,7 @@ class ImageStore:
             state = self.index.state()
             kept_blobs = {d for image in state.images.values() for d in image.content}
             kept_layers = {d for image in state.images.values() for d in image.record.diff_ids}
-            freed = 0
-            for digest in builtins.list(self.content.digests()):
-                if digest not in kept_blobs:
-                    freed += self.content.delete(digest)
-            for diff_id in builtins.list(self.layers.diff_ids()):
-                if diff_id not in kept_layers:
-                    freed += self.layers.delete(diff_id)
-            self.layers.clear_temp()
-            if partials:
-                freed += self.content.clear_ingest()
+            freed = await asyncio.to_thread(self._delete_unkept, kept_blobs, kept_layers, partials=partials)
 
             def forget_layers(state: IndexState) -> None:
                 state.layers = {d: size for d, size in state.layers.items() if d in kept_layers}
@@ -339,6 +331,19 @@ class ImageStore:
             return freed
         finally:
             lock.release()
+
+    def _delete_unkept(self, kept_blobs: set[str], kept_layers: set[str], *, partials: bool) -> int:
+        freed = 0
+        for digest in builtins.list(self.content.digests()):
+            if digest not in kept_blobs:
+                freed += self.content.delete(digest)
+        for diff_id in builtins.list(self.layers.diff_ids()):
+            if diff_id not in kept_layers:
+                freed += self.layers.delete(diff_id)
+        self.layers.clear_temp()
+        if partials:
+            freed += self.content.clear_ingest()
+        return freed
 
 
 def find_image(state: IndexState, ref: str) -> StoredImage | None:
