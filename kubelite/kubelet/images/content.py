@@ -104,13 +104,16 @@ class ContentStore:
             for blob in algorithm_dir.iterdir():
                 yield f"{algorithm_dir.name}:{blob.name}"
 
-    def clear_ingest(self) -> int:
-        """Remove every partial download and lock file; return the bytes freed. Only for a caller that
-        holds the store's exclusive sweep lock, which no writer holds at the same time."""
+    def clear_ingest(self, *, keep_partials: bool) -> int:
+        """Remove lock files and unfinished stream copies, and the partial downloads too unless
+        ``keep_partials``; return the bytes freed. Only for a caller that holds the store's exclusive sweep
+        lock, which no writer holds at the same time."""
         freed = 0
         if not self.ingest_dir.is_dir():
             return 0
         for entry in self.ingest_dir.iterdir():
+            if keep_partials and entry.name.endswith(".partial") and not entry.name.startswith("stream-"):
+                continue
             try:
                 freed += entry.stat().st_size
                 entry.unlink()

@@ -341,8 +341,8 @@ class ImageStore:
             if diff_id not in kept_layers:
                 freed += self.layers.delete(diff_id)
         self.layers.clear_temp()
-        if partials:
-            freed += self.content.clear_ingest()
+        # Partial downloads are worth keeping for the next pull to resume, unless space is short.
+        freed += self.content.clear_ingest(keep_partials=not partials)
         return freed
 
 

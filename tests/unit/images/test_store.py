@@ -21,6 +21,7 @@ from kubelite.kubelet.images import (
     InvalidImage,
     PullProgress,
 )
+from kubelite.kubelet.images.content import Ingest
 from kubelite.kubelet.images.locks import FileLock
 from kubelite.kubelet.images.manifest import Platform
 from kubelite.kubelet.images.model import ImageConfig
@@ -256,3 +257,15 @@ def test_layer_dirs_keep_a_repeated_layer_at_its_highest_place(store: ImageStore
     record.diff_ids.append("sha256:" + "d" * 64)
     with pytest.raises(InvalidImage, match="missing"):
         store.layer_dirs(record)
+
+
+async def test_partial_downloads_stay_for_resuming_until_space_is_short(store: ImageStore,
+                                                                        tarballs: Tarballs) -> None:
+    [record] = await store.import_tarball(tarballs.oci)
+    digest = "sha256:" + "e" * 64
+    with Ingest(store.content, digest) as ingest:
+        ingest.write(b"half a blob")
+    await store.remove(record.id)
+    assert sorted(p.name for p in store.content.ingest_dir.iterdir()) == [f"sha256-{'e' * 64}.partial"]
+    await store.garbage_collect(high_percent=0, low_percent=0, min_age_seconds=0)
+    assert list(store.content.ingest_dir.iterdir()) == []
