@@ -163,6 +163,15 @@ async def test_pull_by_digest(registry: RegistryServer, images: Images, store: I
     assert store.resolve(ref) == record
 
 
+async def test_zstd_layers(registry: RegistryServer, store: ImageStore, tmp_path: Path) -> None:
+    pytest.importorskip("zstandard", reason="the zstandard package is not installed")
+    layout = build_busybox_image(tmp_path, compression="zstd")
+    push_image(registry.url, layout, "test/zstd:v1")
+    record = await store.pull(f"{registry.host}/test/zstd:v1")
+    assert record.id == layout_image(layout).config_digest
+    assert (store.layer_dirs(record)[0] / "bin/busybox").is_file()
+
+
 async def test_manifest_unknown(registry: RegistryServer, store: ImageStore) -> None:
     with pytest.raises(RegistryError) as caught:
         await store.pull(f"{registry.host}/test/busybox:nosuch")

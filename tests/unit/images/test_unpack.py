@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import stat
+import sys
 import tarfile
 from pathlib import Path
 
@@ -201,3 +202,9 @@ def test_zstd_layers(tmp_path: Path) -> None:
 def test_garbage_is_an_invalid_image(tmp_path: Path) -> None:
     with pytest.raises(InvalidImage):
         _unpack(tmp_path, gzip.compress(b"not a tar archive" * 100))
+
+
+def test_zstd_without_the_package_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # import zstandard now raises ImportError
+    with pytest.raises(InvalidImage, match="needs the Python package 'zstandard'"):
+        _unpack(tmp_path, b"\x28\xb5\x2f\xfd" + b"\0" * 64)
