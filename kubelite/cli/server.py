@@ -11,11 +11,12 @@ import signal
 import sys
 
 from kubelite.apiserver.kubeconfig_writer import default_data_dir, default_kubeconfig_path
-from kubelite.apiserver.server import ServerConfig, run
+from kubelite.apiserver.server import Component, ServerConfig, run
 from kubelite.cli.session import kubeconfig_path
 from kubelite.client.kubeconfig import KubeconfigError, load_kubeconfig
 from kubelite.client.rest import Client
 from kubelite.controllers.manager import run_controller_manager
+from kubelite.scheduler import run_scheduler
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -39,15 +40,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("server", help="run the control plane (API server, controllers, scheduler)")
     _add_common(p)
     p.add_argument("--disable-agent", action="store_true", help="do not run a node agent in this process")
-    p.set_defaults(func=_server, components=[run_controller_manager])
+    p.add_argument("--scheduler-config", default=None, help="a KubeSchedulerConfiguration file (plugins, weights)")
+    p.set_defaults(func=_server, components=("controller-manager", "scheduler"))
     a = sub.add_parser("apiserver", help="run the API server alone")
     _add_common(a)
-    a.set_defaults(func=_server, components=[])
+    a.set_defaults(func=_server, components=())
     c = sub.add_parser("controller-manager", help="run the controllers alone, against any API server")
     c.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server (default: as kubectl, "
                    "then kubelite's admin kubeconfig)")
     c.add_argument("--context", default=None)
     c.set_defaults(func=_controller_manager)
+    s = sub.add_parser("scheduler", help="run the scheduler alone, against any API server")
+    s.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server")
+    s.add_argument("--context", default=None)
+    s.add_argument("--config", dest="scheduler_config", default=None,
+                   help="a KubeSchedulerConfiguration file (plugins, weights)")
+    s.set_defaults(func=_scheduler)
 
 
 def _config(args: argparse.Namespace) -> ServerConfig:
@@ -60,7 +68,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         tls_sans=args.tls_san,
         service_cidr=args.service_cluster_ip_range,
         node_port_range=_port_range(args.service_node_port_range),
-        components=list(args.components),
+        components=_components(args),
     )
 
 
@@ -89,7 +97,22 @@ def _server(args: argparse.Namespace) -> int:
     return 0
 
 
-def _controller_manager(args: argparse.Namespace) -> int:
+def _components(args: argparse.Namespace) -> list[Component]:
+    """The control-plane roles `kubelite server` runs in its own process, as clients of its API server."""
+    roles: dict[str, Component] = {"controller-manager": run_controller_manager,
+                                   "scheduler": _scheduler_component(args)}
+    return [roles[name] for name in args.components]
+
+
+def _scheduler_component(args: argparse.Namespace) -> Component:
+    async def scheduler(client: Client, stop: asyncio.Event) -> None:
+        await run_scheduler(client, stop, config_path=args.scheduler_config)
+
+    return scheduler
+
+
+def _run_client_role(args: argparse.Namespace, role: Component) -> int:
+    """Run one control-plane role as a client of the API server named by the kubeconfig, until a signal."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -104,7 +127,15 @@ def _controller_manager(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with Client(config) as client:
-            await run_controller_manager(client, stop)
+            await role(client, stop)
 
     asyncio.run(main())
     return 0
+
+
+def _controller_manager(args: argparse.Namespace) -> int:
+    return _run_client_role(args, run_controller_manager)
+
+
+def _scheduler(args: argparse.Namespace) -> int:
+    return _run_client_role(args, _scheduler_component(args))

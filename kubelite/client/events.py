@@ -32,7 +32,9 @@ WARNING = "Warning"
 
 DEDUP_WINDOW = 600.0
 _CACHE_SIZE = 4096
-_QUEUE_SIZE = 1000
+_QUEUE_SIZE = 10_000
+# Events are written by this many concurrent senders (a burst of pods brings a burst of events).
+_SENDERS = 4
 _BURST = 25
 _REFILL_SECONDS = 300.0
 
@@ -59,28 +61,34 @@ class EventBroadcaster:
     def __init__(self, client: Client, *, host: str = "") -> None:
         self.client = client
         self.host = host
-        self._queue: asyncio.Queue[tuple[str, dict[str, Any], str, str, str]] = asyncio.Queue(_QUEUE_SIZE)
+        # One queue per sender; an object's events always go to the same one, so that repeats are seen in
+        # order by one sender and counted rather than written twice.
+        self._queues: list[asyncio.Queue[tuple[str, dict[str, Any], str, str, str]]] = [
+            asyncio.Queue(_QUEUE_SIZE // _SENDERS) for _ in range(_SENDERS)]
         self._seen: OrderedDict[tuple[str, ...], _Seen] = OrderedDict()
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def recorder(self, component: str) -> EventRecorder:
         return EventRecorder(self, component)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="event-broadcaster")
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._run(q), name=f"event-sender-{i}")
+                           for i, q in enumerate(self._queues)]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
 
     async def flush(self) -> None:
         """Wait until every event queued so far has been written (for tests and clean shutdown)."""
-        await self._queue.join()
+        for q in self._queues:
+            await q.join()
 
     async def __aenter__(self) -> EventBroadcaster:
         self.start()
@@ -90,16 +98,17 @@ class EventBroadcaster:
         await self.stop()
 
     def _offer(self, component: str, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        if self._task is None:
+        if not self._tasks:
             self.start()
+        queue = self._queues[hash((meta.uid(obj), meta.name(obj))) % _SENDERS]
         try:
-            self._queue.put_nowait((component, obj, type_, reason, message))
+            queue.put_nowait((component, obj, type_, reason, message))
         except asyncio.QueueFull:
             log.warning("event queue full; dropping %s %s for %s", type_, reason, meta.key(obj))
 
-    async def _run(self) -> None:
+    async def _run(self, queue: asyncio.Queue[tuple[str, dict[str, Any], str, str, str]]) -> None:
         while True:
-            component, obj, type_, reason, message = await self._queue.get()
+            component, obj, type_, reason, message = await queue.get()
             try:
                 await self._send(component, obj, type_, reason, message)
             except (ApiException, OSError) as e:
@@ -107,7 +116,7 @@ class EventBroadcaster:
             except Exception:
                 log.exception("recording event %s for %s failed", reason, meta.key(obj))
             finally:
-                self._queue.task_done()
+                queue.task_done()
 
     def _allow(self, obj_key: str) -> bool:
         now = time.monotonic()
