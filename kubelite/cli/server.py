@@ -15,6 +15,7 @@ from kubelite.apiserver.server import Component, ServerConfig, run
 from kubelite.cli.session import kubeconfig_path
 from kubelite.client.kubeconfig import KubeconfigError, load_kubeconfig
 from kubelite.client.rest import Client
+from kubelite.controllers.context import ControllerOptions
 from kubelite.controllers.manager import run_controller_manager
 from kubelite.scheduler import run_scheduler
 
@@ -36,11 +37,61 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v: access log)")
 
 
+def _add_controller_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--node-monitor-grace-period", type=duration, default=40.0, metavar="DURATION",
+                   help="a node whose heartbeat is older than this becomes NotReady/Unknown (default 40s)")
+    p.add_argument("--node-monitor-period", type=duration, default=5.0, metavar="DURATION",
+                   help="how often node heartbeats are checked (default 5s)")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="pod addresses; each node gets a slice of it")
+    p.add_argument("--node-cidr-mask-size", type=int, default=24, help="the size of each node's slice (default 24)")
+
+
+def duration(text: str) -> float:
+    """A Go-style duration ("40s", "1m30s", "500ms", "2h") or plain seconds, as seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    total, number, i = 0.0, "", 0
+    while i < len(text):
+        ch = text[i]
+        if ch.isdigit() or ch == ".":
+            number += ch
+            i += 1
+            continue
+        unit = "ms" if text.startswith("ms", i) else ch
+        if unit not in units or not number:
+            raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 40s, 1m, 500ms)")
+        total += float(number) * units[unit]
+        number = ""
+        i += len(unit)
+    if number:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (a unit is missing)")
+    return total
+
+
+def _controller_options(args: argparse.Namespace) -> ControllerOptions:
+    return ControllerOptions(node_monitor_grace_period=args.node_monitor_grace_period,
+                             node_monitor_period=args.node_monitor_period, cluster_cidr=args.cluster_cidr,
+                             node_cidr_mask_size=args.node_cidr_mask_size)
+
+
+def _controller_component(args: argparse.Namespace) -> Component:
+    options = _controller_options(args)
+
+    async def controller_manager(client: Client, stop: asyncio.Event) -> None:
+        await run_controller_manager(client, stop, options)
+
+    return controller_manager
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("server", help="run the control plane (API server, controllers, scheduler)")
     _add_common(p)
     p.add_argument("--disable-agent", action="store_true", help="do not run a node agent in this process")
     p.add_argument("--scheduler-config", default=None, help="a KubeSchedulerConfiguration file (plugins, weights)")
+    _add_controller_flags(p)
     p.set_defaults(func=_server, components=("controller-manager", "scheduler"))
     a = sub.add_parser("apiserver", help="run the API server alone")
     _add_common(a)
@@ -49,6 +100,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server (default: as kubectl, "
                    "then kubelite's admin kubeconfig)")
     c.add_argument("--context", default=None)
+    _add_controller_flags(c)
     c.set_defaults(func=_controller_manager)
     s = sub.add_parser("scheduler", help="run the scheduler alone, against any API server")
     s.add_argument("--kubeconfig", default=None, help="kubeconfig of the API server")
@@ -99,9 +151,8 @@ def _server(args: argparse.Namespace) -> int:
 
 def _components(args: argparse.Namespace) -> list[Component]:
     """The control-plane roles `kubelite server` runs in its own process, as clients of its API server."""
-    roles: dict[str, Component] = {"controller-manager": run_controller_manager,
-                                   "scheduler": _scheduler_component(args)}
-    return [roles[name] for name in args.components]
+    roles = {"controller-manager": _controller_component, "scheduler": _scheduler_component}
+    return [roles[name](args) for name in args.components]
 
 
 def _scheduler_component(args: argparse.Namespace) -> Component:
@@ -134,7 +185,7 @@ def _run_client_role(args: argparse.Namespace, role: Component) -> int:
 
 
 def _controller_manager(args: argparse.Namespace) -> int:
-    return _run_client_role(args, run_controller_manager)
+    return _run_client_role(args, _controller_component(args))
 
 
 def _scheduler(args: argparse.Namespace) -> int:
