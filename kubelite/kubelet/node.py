@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from kubelite.api import meta
+from kubelite.api.quantity import canonicalize
 from kubelite.api.registry import by_resource
 from kubelite.client.events import EventRecorder
 from kubelite.client.informer import SharedInformer
@@ -180,11 +181,12 @@ def new_node(config: KubeletConfig) -> Obj:
 
 
 def capacity(config: KubeletConfig, machine: Machine) -> dict[str, str]:
+    """Quantities in their canonical form, as the API server stores them."""
     return {
         "cpu": str(machine.cpus),
-        "memory": f"{machine.memory_total // 1024}Ki",
+        "memory": canonicalize(f"{machine.memory_total // 1024}Ki"),
         "pods": str(config.max_pods),
-        "ephemeral-storage": f"{machine.fs_total // 1024}Ki",
+        "ephemeral-storage": canonicalize(f"{machine.fs_total // 1024}Ki"),
         "hugepages-1Gi": "0",
         "hugepages-2Mi": "0",
     }
@@ -193,7 +195,8 @@ def capacity(config: KubeletConfig, machine: Machine) -> dict[str, str]:
 def allocatable(config: KubeletConfig, machine: Machine) -> dict[str, str]:
     memory = max(machine.memory_total - config.eviction_memory_available, 0)
     storage = int(machine.fs_total * (1 - config.eviction_nodefs_available_percent / 100))
-    return {**capacity(config, machine), "memory": f"{memory // 1024}Ki", "ephemeral-storage": str(storage)}
+    return {**capacity(config, machine), "memory": canonicalize(f"{memory // 1024}Ki"),
+            "ephemeral-storage": canonicalize(storage)}
 
 
 @dataclass(frozen=True)

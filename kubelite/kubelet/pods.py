@@ -3,8 +3,10 @@
 `PodDispatcher` receives the informer's events for the pods bound to this node (``fieldSelector
 spec.nodeName=<node>``) and routes each pod, by uid, to its `PodWorker`, creating the worker on first sight.
 A pod that disappears from the informer tells its worker to stop it; a pod whose name now carries another
-uid is a new pod. Anything else that should make a pod sync (its containers changed, a probe result
-changed, a referenced object changed, the network became ready) calls `wake`.
+uid is a new pod. An update that changed only the status (most often the kubelet's own write coming back)
+or bookkeeping metadata refreshes the worker's copy without making it sync. Anything else that should make a
+pod sync (its containers changed, a probe result changed, a referenced object changed, the network became
+ready) calls `wake`.
 
 Housekeeping (every ``housekeeping_period``, once the informer has synced and the runtime has been listed)
 removes what belongs to no known pod: sandboxes and containers carrying the uid of a pod that no longer
@@ -64,9 +66,13 @@ class PodDispatcher:
             self.pod_deleted(old)
             self.pod_added(new)
             return
-        if old is new:  # a resync: the worker has its own periodic sync
-            return
-        self.pod_added(new)
+        worker = self._workers.get(meta.uid(new))
+        if worker is None:
+            self.pod_added(new)
+        elif spec_changed(old, new):
+            worker.update(new)
+        else:
+            worker.refresh(new)
 
     def pod_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
         pod = object_of(obj)
@@ -165,6 +171,16 @@ class PodDispatcher:
             await call
         except NotFoundError:
             pass
+
+
+def spec_changed(old: Obj, new: Obj) -> bool:
+    """Whether an update is one a worker must act on: not only the status (which is mostly the kubelet's
+    own write coming back) or bookkeeping metadata (the kubelet's isPodChanged)."""
+    if old.get("spec") != new.get("spec"):
+        return True
+    keys = ("labels", "annotations", "deletionTimestamp", "deletionGracePeriodSeconds", "finalizers")
+    before, after = meta.metadata(old), meta.metadata(new)
+    return any(before.get(k) != after.get(k) for k in keys)
 
 
 def _int(text: str | None, default: int) -> int:

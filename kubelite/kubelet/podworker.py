@@ -49,7 +49,7 @@ from kubelite.kubelet.backoff import Backoff
 from kubelite.kubelet.config import KubeletConfig
 from kubelite.kubelet.envvars import EnvError, PodContext, make_environment
 from kubelite.kubelet.hooks import run_handler
-from kubelite.kubelet.imagepull import ImagePuller, ImagePullError, go_duration
+from kubelite.kubelet.imagepull import IMAGE_PULL_BACKOFF, ImagePuller, ImagePullError, go_duration
 from kubelite.kubelet.objectcache import ObjectCache
 from kubelite.kubelet.plan import Kill, PodActions, plan_pod
 from kubelite.kubelet.podstate import ContainerInfo, PodRuntimeState, SandboxInfo
@@ -133,6 +133,10 @@ class PodWorker:
     def update(self, pod: Obj) -> None:
         self._pod = pod
         self._wake.set()
+
+    def refresh(self, pod: Obj) -> None:
+        """A newer copy of the pod that needs no sync (its status changed)."""
+        self._pod = pod
 
     def removed(self, pod: Obj | None = None) -> None:
         """The pod is gone from the API (deleted, or no longer bound here)."""
@@ -422,7 +426,14 @@ class PodWorker:
                                             sandbox_config=sandbox_config)
         except ImagePullError as e:
             self._fail(pod, name, e.reason, e.message, f"Error: {e.reason}")
-            self._retry_in(max(ctx.puller.backoff_remaining(pod, ctr), RETRY_SECONDS))
+            remaining = ctx.puller.backoff_remaining(pod, ctr)
+            if e.reason == IMAGE_PULL_BACKOFF:
+                self._retry_in(remaining)
+            elif remaining:
+                # Sync again within the back-off, so that the status shows ImagePullBackOff until it ends.
+                self._retry_in(min(remaining / 2, RETRY_SECONDS))
+            else:
+                self._retry_in(RETRY_SECONDS * 5)
             return
         try:
             cs.verify_run_as_non_root(pod, ctr, image.user)
