@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from kubelite.api.registry import by_resource
 from kubelite.apiserver.app import RESOURCES_KEY, build_app
@@ -44,7 +45,7 @@ UID = "0b1c2d3e-0000-4000-8000-000000000001"
 
 
 @web.middleware
-async def _route_pod_streams(request: web.Request, handler: Any) -> web.StreamResponse:
+async def _route_pod_streams(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Send pods/{log,exec,portforward} to the proxy, whether or not the REST dispatcher does already."""
     parts = request.path.split("/")
     if len(parts) > 3 and parts[1] == "api" and parts[-1] in proxy.SUBRESOURCES:
