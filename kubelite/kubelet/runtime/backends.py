@@ -253,11 +253,8 @@ class RuncBackend:
         rec.rootfs_mounted = False
 
     def exec_command(self, rec: ContainerRecord, cmd: list[str], *, tty: bool) -> ExecCommand:
-        d = self._dir(rec)
-        pid_file = scratch_path(d, ".pid")
-        console = scratch_path(d, ".sock") if tty else None
-        argv = self.runc.exec_argv(rec.id, cmd, tty=tty, console_socket=str(console or ""), pid_file=str(pid_file))
-        return ExecCommand(argv=argv, pid_file=pid_file, console_socket=console)
+        pid_file = scratch_path(self._dir(rec), ".pid")
+        return ExecCommand(argv=self.runc.exec_argv(rec.id, cmd, tty=tty, pid_file=str(pid_file)), pid_file=pid_file)
 
     def stats(self, rec: ContainerRecord) -> CgroupStats | None:
         return cgroups.read_stats({k: Path(v) for k, v in rec.cgroup_dirs.items()})

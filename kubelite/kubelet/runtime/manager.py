@@ -406,6 +406,7 @@ class Runtime:
             self._refresh(rec)
             if rec.state != "created":
                 raise FailedPrecondition(f"container {rec.id} is {rec.state}, not created")
+            started = self.clock()  # taken before: a container may be done before runc start returns
             try:
                 await self.backend.start(rec)
             except (ContainerStartError, RuncError, OSError) as e:
@@ -413,7 +414,7 @@ class Runtime:
                 rec.finished_at = self.clock()
                 self.store.save(rec)
                 raise RuntimeFailure(f"cannot start container {rec.name}: {e}") from e
-            rec.state, rec.started_at = "running", self.clock()
+            rec.state, rec.started_at = "running", started
             self.store.save(rec)
 
     async def stop_container(self, container_id: str, timeout: int) -> None:

@@ -91,20 +91,11 @@ class Runc:
         data = json.loads(out or "null") or []
         return [str(c["id"]) for c in data]
 
-    def exec_argv(
-        self,
-        id_: str,
-        cmd: Sequence[str],
-        *,
-        tty: bool = False,
-        console_socket: str = "",
-        pid_file: str = "",
-    ) -> list[str]:
-        """``runc exec`` of a command in a running container, with the container's own process settings
-        (env, user, cwd, capabilities) as runc takes them from the bundle."""
-        args = ["exec"]
-        if tty:
-            args += ["--tty", "--console-socket", console_socket]
+    def exec_argv(self, id_: str, cmd: Sequence[str], *, tty: bool = False, pid_file: str = "") -> list[str]:
+        """``runc exec`` of a command in a running container, in the foreground, with the container's own
+        process settings (env, user, cwd, capabilities) as runc takes them from the bundle. With ``tty``
+        runc's own stdio must be a terminal: it makes the container's pty and copies between the two."""
+        args = ["exec", *(["--tty"] if tty else [])]
         if pid_file:
             args += ["--pid-file", pid_file]
         return self.argv(*args, id_, *cmd)

@@ -16,7 +16,8 @@ Protocol with the runtime:
 4. When the container's first process exits the shim drains the output (at most `DRAIN_SECONDS` more,
    as a daemonised grandchild of a process container may hold the pipes), closes the log, writes
    ``exit.json`` (`exit_code` as a shell reports it, 128+signal when killed, `finished_at` in unix ns,
-   ``oom_killed`` from the container's memory cgroup) and exits.
+   ``oom_killed`` from the container's memory cgroup) and exits. Until the record is written the
+   container's process stays a zombie, so its pid is not reused while the runtime may still signal it.
 
 In mode ``process`` the command runs in a new session; when it exits, the rest of its process group is
 killed, as the kernel kills the rest of a pid namespace when its first process exits.
@@ -33,10 +34,12 @@ import ctypes
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,14 +96,6 @@ def read_exit(directory: Path) -> ExitRecord | None:
     except (OSError, ValueError):
         return None
     return ExitRecord(**data)
-
-
-def exit_code_of(status: int) -> tuple[int, int]:
-    """(exit code as a shell reports it, signal) of a wait status."""
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        return 128 + sig, sig
-    return os.WEXITSTATUS(status), 0
 
 
 def recv_fd(conn: socket.socket) -> int:
@@ -178,8 +173,8 @@ class Shim:
         argv += ["create", "--bundle", c.bundle, "--pid-file", str(pid_file)]
         console: socket.socket | None = None
         if c.tty:
-            sock_path = self.dir / "console.sock"
-            sock_path.unlink(missing_ok=True)
+            # A short private folder: a socket's path must fit in 108 bytes, container folders may not.
+            sock_path = Path(tempfile.mkdtemp(prefix="kubelite-console-")) / "sock"
             console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             console.bind(str(sock_path))
             console.listen(1)
@@ -201,6 +196,7 @@ class Shim:
         finally:
             if console is not None:
                 console.close()
+                shutil.rmtree(sock_path.parent, ignore_errors=True)
         if code != 0:
             raise RuntimeError(self._runc_error())
         for fd in [fd for fd, s in self.streams.items() if s == "runc"]:
@@ -283,10 +279,31 @@ class Shim:
                 os.read(wake_r, 4096)
             self._reap()
         log.close()
-        self._reap_rest()
 
-    def _reap_rest(self) -> None:
-        """Wait (briefly) for the processes killed with the container that were left to the shim."""
+    def _reap(self) -> None:
+        """Notice the container's exit. Its process is left a zombie (waitid WNOWAIT) until the exit record
+        is written, so that its pid cannot be reused while the runtime may still signal it; other children
+        (runc, orphans) are reaped as they go."""
+        while self.exit is None:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None:
+                return
+            if info.si_pid != self.pid:
+                os.waitpid(info.si_pid, 0)
+                continue
+            killed = info.si_code in (os.CLD_KILLED, os.CLD_DUMPED)
+            code, sig = (128 + info.si_status, info.si_status) if killed else (info.si_status, 0)
+            oom = bool(self.cgroup_dirs) and cgroups.oom_kills(self.cgroup_dirs) > 0
+            self.exit = ExitRecord(exit_code=code, finished_at=time.time_ns(), oom_killed=oom, signal=sig)
+            if self.config.mode == "process":
+                with contextlib.suppress(OSError):
+                    os.killpg(self.pid, signal.SIGKILL)
+
+    def reap_all(self) -> None:
+        """Reap the container's process and what was left to the shim (briefly: the killed go quickly)."""
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             try:
@@ -295,22 +312,6 @@ class Shim:
                 return
             if pid == 0:
                 time.sleep(0.01)
-
-    def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            if pid == self.pid and self.exit is None:
-                code, sig = exit_code_of(status)
-                oom = bool(self.cgroup_dirs) and cgroups.oom_kills(self.cgroup_dirs) > 0
-                self.exit = ExitRecord(exit_code=code, finished_at=time.time_ns(), oom_killed=oom, signal=sig)
-                if self.config.mode == "process":
-                    with contextlib.suppress(OSError):
-                        os.killpg(self.pid, signal.SIGKILL)
 
     def write_exit(self) -> None:
         assert self.exit is not None
@@ -359,6 +360,7 @@ def _run_child(config: ShimConfig, directory: Path, ready: int) -> int:
     report({"pid": shim.pid, "shim_pid": os.getpid(), "cgroups": {k: str(v) for k, v in shim.cgroup_dirs.items()}})
     shim.serve()
     shim.write_exit()
+    shim.reap_all()
     return 0
 
 

@@ -5,9 +5,8 @@ Exec. The backend gives the command line (`ExecCommand`): ``runc exec`` for runc
 the container's namespaces and cgroups and takes the container's env, user, cwd and capabilities, or the
 command itself for the process runtime. `exec_sync` runs it to completion with a timeout; on timeout the
 exec'd process is killed (its pid comes from ``runc exec --pid-file``) and `ExecTimeout` is raised.
-`ExecSession` is an interactive exec: stdin, stdout and stderr as pipes, or one pty when ``tty`` (runc
-hands the pty's master over its ``--console-socket``; the process runtime opens the pty itself, without
-making it the process's controlling terminal).
+`ExecSession` is an interactive exec: stdin, stdout and stderr as pipes, or one pty of the runtime's when
+``tty`` (see `ExecSession._start_tty`).
 
 Port-forward. `connect_in_netns` opens the connection from a short-lived thread of its own that enters the
 pod's network namespace with setns(2) (a network namespace is per thread), connects to the port on
@@ -32,8 +31,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubelite.kubelet.runtime.shim import recv_fd
-
 MAX_EXEC_SYNC_OUTPUT = 16 * 1024 * 1024  # containerd's maxExecSyncSize
 CLONE_NEWNET = 0x40000000
 _CHUNK = 32 * 1024
@@ -50,8 +47,6 @@ class ExecCommand:
     cwd: str | None = None
     # runc writes the exec'd process's pid here, so that a timeout can kill it.
     pid_file: Path | None = None
-    # runc sends the pty master here (tty execs of runc containers).
-    console_socket: Path | None = None
 
 
 def exit_code(returncode: int) -> int:
@@ -132,42 +127,19 @@ class ExecSession:
 
     @classmethod
     async def _start_tty(cls, cmd: ExecCommand) -> ExecSession:
-        loop = asyncio.get_running_loop()
-        if cmd.console_socket is None:
-            master, slave = os.openpty()
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    *cmd.argv, stdin=slave, stdout=slave, stderr=slave, env=cmd.env, cwd=cmd.cwd,
-                    start_new_session=True,
-                )
-            finally:
-                os.close(slave)
-        else:
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                listener.bind(str(cmd.console_socket))
-                listener.listen(1)
-                listener.setblocking(False)
-                proc = await asyncio.create_subprocess_exec(
-                    *cmd.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.PIPE, start_new_session=True,
-                )
-                accept = asyncio.ensure_future(loop.sock_accept(listener))
-                exited = asyncio.ensure_future(proc.wait())
-                await asyncio.wait([accept, exited], return_when=asyncio.FIRST_COMPLETED)
-                if not accept.done():
-                    accept.cancel()
-                    assert proc.stderr is not None
-                    message = (await proc.stderr.read()).decode(errors="replace").strip()
-                    raise OSError(message or "runc exec failed before it opened a terminal")
-                exited.cancel()
-                conn, _ = accept.result()
-                with conn:
-                    conn.setblocking(True)
-                    master = await asyncio.to_thread(recv_fd, conn)
-            finally:
-                listener.close()
-                cmd.console_socket.unlink(missing_ok=True)
+        """The command on a pty of ours. For runc that is ``runc exec --tty`` in the foreground: runc
+        makes the container's pty and copies between it and ours (its stdio), puts ours in raw mode and
+        copies our window size on SIGWINCH; for the process runtime it is the command itself."""
+        master, slave = os.openpty()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd.argv, stdin=slave, stdout=slave, stderr=slave, env=cmd.env, cwd=cmd.cwd, start_new_session=True
+            )
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)
         session = cls(cmd, proc, master)
         session._follow_fd("stdout", master)
         return session
@@ -236,6 +208,8 @@ class ExecSession:
         if self.master is not None:
             with contextlib.suppress(OSError):
                 fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+                # Our pty is not the command's controlling terminal: tell it (runc passes the size on).
+                os.kill(self.proc.pid, signal.SIGWINCH)
 
     async def wait(self) -> int:
         return exit_code(await self.proc.wait())

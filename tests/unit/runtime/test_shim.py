@@ -81,8 +81,3 @@ def test_a_command_that_cannot_start_is_reported(tmp_path: Path) -> None:
     report = run_shim(tmp_path, config)
     assert report["returncode"] == 1
     assert "cannot start '/no/such/binary'" in report["error"]
-
-
-@pytest.mark.parametrize(("status", "expected"), [(0, (0, 0)), (3 << 8, (3, 0)), (9, (137, 9))])
-def test_exit_code_of(status: int, expected: tuple[int, int]) -> None:
-    assert shim.exit_code_of(status) == expected
