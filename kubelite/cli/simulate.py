@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from kubelite import __version__
 from kubelite.cli.session import CliError, kubeconfig_path
 from kubelite.client.kubeconfig import KubeconfigError, load_kubeconfig
-from kubelite.client.rest import Client
+from kubelite.client.rest import ApiException, Client, TransportError
 from kubelite.kubelet.simulated import NodeSimulator, SimulationConfig
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -136,5 +136,24 @@ def _simulate(args: argparse.Namespace) -> int:
             ready.cancel()
             await running
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except (ApiException, TransportError, ExceptionGroup) as e:
+        cause = api_failure(e)
+        if cause is None:
+            raise
+        print(f"kubelite simulate: {cause}", file=sys.stderr)
+        return 1
     return 0
+
+
+def api_failure(e: BaseException) -> ApiException | TransportError | None:
+    """The first refusal or connection failure in ``e`` (which may be an exception group)."""
+    if isinstance(e, ApiException | TransportError):
+        return e
+    if isinstance(e, BaseExceptionGroup):
+        for inner in e.exceptions:
+            found = api_failure(inner)
+            if found is not None:
+                return found
+    return None

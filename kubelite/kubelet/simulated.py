@@ -489,6 +489,8 @@ class NodeSimulator:
         self.node_queue: RateLimitingQueue[str] = RateLimitingQueue("simulated-nodes")
         self._addresses = PodAddresses()
         self._leases: dict[str, Obj] = {}  # as last written: the resourceVersion guards the next renewal
+        self._renew_failures = 0
+        self._renew_error = ""
         self._deleting_since: dict[str, float] = {}
         # Key -> resourceVersion a write was decided from: until the cache moves past it, it is stale.
         self._stale: dict[str, str] = {}
@@ -505,7 +507,10 @@ class NodeSimulator:
 
     async def run(self, stop: asyncio.Event) -> None:
         started = time.monotonic()
-        await self._register()
+        if not await self._register_unless(stop):
+            if self.cleanup:
+                await self._delete_nodes()
+            return
         log.info("simulate: %d nodes registered in %.1fs", len(self.names), time.monotonic() - started)
         factory = InformerFactory(self.client)
         self._nodes = factory.informer(NODES, label_selector=f"{INSTANCE_TYPE_LABEL}={INSTANCE_TYPE}")
@@ -537,6 +542,22 @@ class NodeSimulator:
             await self._delete_nodes()
 
     # --- registration ------------------------------------------------------------------------------
+
+    async def _register_unless(self, stop: asyncio.Event) -> bool:
+        """Register every node; False when ``stop`` came first (thousands of nodes take a while)."""
+        registering = asyncio.create_task(self._register(), name="simulate-register")
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({registering, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not registering.done():
+                registering.cancel()
+            await asyncio.wait({registering, stopping})
+        if registering.cancelled():
+            return False
+        registering.result()  # a refused registration ends the simulation here
+        return True
 
     async def _register(self) -> None:
         limit = asyncio.Semaphore(self.config.create_concurrency)
@@ -591,6 +612,7 @@ class NodeSimulator:
         due = [(start + offset, name) for offset, name in
                zip(renewal_offsets(len(self.names), interval), self.names, strict=True)]
         heapq.heapify(due)
+        report_at = start + interval
         limit = asyncio.Semaphore(self.config.create_concurrency)
         running: set[asyncio.Task[None]] = set()
         try:
@@ -604,6 +626,12 @@ class NodeSimulator:
                     task = asyncio.create_task(self._renew(name, limit))
                     running.add(task)
                     task.add_done_callback(running.discard)
+                if now >= report_at:
+                    report_at = now + interval
+                    if self._renew_failures:
+                        log.warning("simulate: %d lease renewals failed in the last %.0fs (last: %s)",
+                                    self._renew_failures, interval, self._renew_error)
+                        self._renew_failures = 0
                 await asyncio.sleep(max(due[0][0] - time.monotonic(), 0.0))
         finally:
             for task in running:
@@ -627,7 +655,9 @@ class NodeSimulator:
                     node = await self.client.get(NODES, name)
                     await self._create_lease(node)
             except (ApiException, TransportError) as e:
-                log.warning("simulate: renewing the lease of %s failed: %s", name, e)
+                # Thousands of nodes fail together when the server is away: counted, reported once per round.
+                self._renew_failures += 1
+                self._renew_error = f"{name}: {e}"
 
     async def _fail_after(self, name: str, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -260,3 +260,14 @@ async def test_a_restarted_simulator_adopts_its_nodes_and_cleanup_removes_them(k
         assert len(listed["items"]) == 2
     assert await gone(kclient, NODES, "sim-0") and await gone(kclient, NODES, "sim-1")
     assert await gone(kclient, LEASES, "sim-0", "kube-node-lease")
+
+
+async def test_a_stop_during_registration_ends_at_once_and_cleans_up(kclient: Client) -> None:
+    stop = asyncio.Event()
+    sim = NodeSimulator(kclient, SimulationConfig(nodes=200), cleanup=True)
+    task = asyncio.create_task(sim.run(stop))
+    await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, WAIT_SECONDS)
+    assert not sim.ready.is_set()
+    assert (await kclient.list(NODES))["items"] == []

@@ -6,7 +6,8 @@ import pytest
 
 from kubelite.cli.main import build_parser
 from kubelite.cli.session import CliError
-from kubelite.cli.simulate import config_from, failures, parse_duration
+from kubelite.cli.simulate import api_failure, config_from, failures, parse_duration
+from kubelite.client.rest import ApiException
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -47,3 +48,10 @@ def test_a_bad_duration_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit):
         build_parser().parse_args(["simulate", "--nodes", "1", "--fail-after", "soon"])
     assert "invalid duration" in capsys.readouterr().err
+
+
+def test_api_failures_are_found_inside_exception_groups() -> None:
+    refused = ApiException(403, "Forbidden", "no")
+    assert api_failure(refused) is refused
+    assert api_failure(ExceptionGroup("x", [ValueError("v"), ExceptionGroup("y", [refused])])) is refused
+    assert api_failure(ExceptionGroup("x", [ValueError("v")])) is None
