@@ -249,7 +249,7 @@ async def _exec(request: web.Request) -> web.StreamResponse:
         raise errors.bad_request("you must specify at least 1 of stdin, stdout, stderr")
     found = await find_container(request.app[RUNTIME_KEY], namespace, pod, name)
     if found.current is None or not found.current.running:
-        raise errors.internal(f'container not found ("{name}")')
+        raise errors.APIError(500, "InternalError", f'container not found ("{name}")')
     start.container_id = found.current.id
     _upgrade_check(request)
     protocol = _negotiate(request, wsstream.EXEC_PROTOCOLS)

@@ -10,12 +10,14 @@ import contextlib
 import re
 import shutil
 import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -23,7 +25,7 @@ from aiohttp.typedefs import Handler
 from kubelite.api.registry import by_resource
 from kubelite.apiserver.app import RESOURCES_KEY, build_app
 from kubelite.apiserver.auth.authn import Authenticator, StaticTokenAuthenticator, ensure_admin_token, token_file_path
-from kubelite.apiserver.certs import load_or_create_pki, ssl_server_context
+from kubelite.apiserver.certs import issue_client_cert, load_or_create_pki, ssl_server_context
 from kubelite.apiserver.handlers import proxy
 from kubelite.apiserver.handlers.common import parse_path
 from kubelite.apiserver.kubeconfig_writer import write_admin_kubeconfig
@@ -32,7 +34,7 @@ from kubelite.client.kubeconfig import config_for_server
 from kubelite.client.rest import Client
 from kubelite.kubelet.runtime.crilog import CriLogWriter
 from kubelite.kubelet.server import KubeletServer, build_kubelet_app
-from kubelite.kubelet.streaming.tls import ensure_serving_cert, server_ssl_context
+from kubelite.kubelet.streaming.tls import KUBELET_CLIENT_COMMON_NAME, ensure_serving_cert, server_ssl_context
 from tests.support.streaming_runtime import FakeRuntime, echo_server
 
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
@@ -64,6 +66,7 @@ class Cluster:
     token: str
     runtime: FakeRuntime
     client: Client
+    kubelet_port: int
 
     async def kubectl(self, *args: str, stdin: bytes | None = None, timeout: float = 30) -> tuple[int, str, str]:
         assert KUBECTL is not None
@@ -136,7 +139,8 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
                                                 {"type": "InternalIP", "address": "127.0.0.1"}],
                                   "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet.port}}}
                 await client.update_status(NODES, node)
-                yield Cluster(url, kubeconfig, tmp_path / "cache", pki.ca_cert_path, token, runtime, client)
+                yield Cluster(url, kubeconfig, tmp_path / "cache", pki.ca_cert_path, token, runtime, client,
+                              kubelet.port)
 
 
 def _write_log(path: Path, lines: list[tuple[str, bytes]], start_ns: int = 1_700_000_000_000_000_000) -> None:
@@ -261,6 +265,64 @@ async def test_kubectl_port_forward(cluster: Cluster) -> None:
         if proc.returncode is None:
             proc.terminate()
             await proc.wait()
+
+
+async def test_kubectl_port_forward_to_a_closed_port(cluster: Cluster) -> None:
+    await cluster.add_pod("closed", ["app"])
+    cluster.runtime.add_sandbox(NS, "closed", UID)
+    proc = await cluster.spawn("port-forward", "closed", "0:9999")
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        m = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) -> 9999", line)
+        assert m, line
+        assert await _round_trip(int(m.group(1)), b"anyone?") == b""
+        # As with Kubernetes, kubectl reports the pod's refusal and gives up the session.
+        assert await asyncio.wait_for(proc.wait(), 20) == 1
+        err = (await proc.stderr.read()).decode()
+        assert "error forwarding port 9999 to pod default/closed: connection refused on port 9999" in err
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_refusals_before_any_stream(cluster: Cluster) -> None:
+    await cluster.add_pod("stopped", ["app"])
+    cluster.runtime.add_container(NS, "stopped", UID, "app", running=False)
+    rc, _, err = await cluster.kubectl("exec", "stopped", "--", "true")
+    assert rc == 1 and 'container not found ("app")' in err
+    rc, _, err = await cluster.kubectl("port-forward", "stopped", "0:80")
+    assert rc == 1 and 'pod "stopped" in namespace "default" has no running sandbox' in err
+    await cluster.add_pod("pending", ["app"], node="", phase="Pending")
+    rc, _, err = await cluster.kubectl("exec", "pending", "--", "true")
+    assert rc == 1 and "pod pending does not have a host assigned" in err
+    assert await cluster.kubectl("logs", "pending") == (0, "", "")  # no node yet: an empty log
+
+
+async def test_the_kubelet_only_serves_the_api_server(cluster: Cluster, tmp_path: Path) -> None:
+    pki = load_or_create_pki(tmp_path / "data")
+    base = f"https://127.0.0.1:{cluster.kubelet_port}"
+
+    def context(common_name: str | None) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        if common_name is not None:
+            cert, key = issue_client_cert(pki.ca, common_name)
+            (tmp_path / "c.crt").write_bytes(cert)
+            (tmp_path / "c.key").write_bytes(key)
+            ctx.load_cert_chain(tmp_path / "c.crt", tmp_path / "c.key")
+        return ctx
+
+    async with aiohttp.ClientSession() as session:
+        async def get(path: str, common_name: str | None) -> int:
+            async with session.get(base + path, ssl=context(common_name)) as resp:
+                return resp.status
+
+        assert await get("/healthz", None) == 200
+        assert await get("/containerLogs/default/x/app", None) == 401
+        assert await get("/containerLogs/default/x/app", "admin") == 403
+        assert await get("/containerLogs/default/x/app", KUBELET_CLIENT_COMMON_NAME) == 400  # no such container
 
 
 # --- the official Python client ------------------------------------------------------------------------
