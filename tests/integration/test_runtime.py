@@ -392,6 +392,19 @@ async def test_a_busybox_container_runs_logs_and_execs(node: Node) -> None:
         await api.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
 
 
+async def test_a_tty_container_logs_its_terminal(node: Node) -> None:
+    async with node.serve() as api:
+        sandbox = node.sandbox_config("term")
+        sid = (await api.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=sandbox))).pod_sandbox_id
+        cid = await run_container(api, sid, sandbox, container_config(
+            "term", 'test -t 1 && echo "a tty, TERM=$TERM"; echo to stderr >&2', tty=True))
+        st = await wait_state(api, cid, pb.CONTAINER_EXITED)
+        assert st.exit_code == 0
+        records = log_records(Path(st.log_path))
+        assert [(stream, content.rstrip("\r")) for stream, _, content in records] == [
+            ("stdout", "a tty, TERM=xterm"), ("stdout", "to stderr")]
+
+
 async def test_exec_in_a_stopped_container_is_refused(node: Node) -> None:
     async with node.serve() as api:
         sandbox = node.sandbox_config()
@@ -452,6 +465,8 @@ async def test_a_restarted_runtime_adopts_running_containers(node: Node) -> None
         st = await wait_state(api, cid, pb.CONTAINER_RUNNING)
         log_path = Path(st.log_path)
         await wait_log(log_path, lambda r: len(r) >= 2)
+        api.process.kill()  # a crash, not a clean stop
+        await api.process.wait()
     # The runtime is gone; the container is not, and it keeps logging.
     assert Path(f"/proc/{st.pid}").exists()
     count = len(log_records(log_path))

@@ -186,7 +186,6 @@ class RuncBackend:
         root = d / "rootfs"
         layers = self.images.layer_dirs(image)
         rootfs.mount_overlay(layers, upper=d / "fs" / "upper", work=d / "fs" / "work", target=root)
-        rec.rootfs_mounted = True
         defaults = image_defaults(image)
         sec = container.security
         user = bundle.resolve_user(
@@ -222,9 +221,10 @@ class RuncBackend:
         )
         _ensure_dir_in_root(root, spec["process"]["cwd"])
         (d / "config.json").write_text(json.dumps(spec, indent=1))
+        # What ran, for the record (runc exec reads the rest from config.json; env stays out, it may hold
+        # secrets).
         process = spec["process"]
-        rec.process = {"args": process["args"], "env": process["env"], "cwd": process["cwd"], "uid": user.uid,
-                       "gid": user.gid}
+        rec.process = {"args": process["args"], "cwd": process["cwd"], "uid": user.uid, "gid": user.gid}
         config = shim.ShimConfig(
             id=rec.id,
             mode="runc",
@@ -250,7 +250,6 @@ class RuncBackend:
     async def cleanup(self, rec: ContainerRecord) -> None:
         await self.runc.delete(rec.id, force=True)
         rootfs.unmount(self._dir(rec) / "rootfs")
-        rec.rootfs_mounted = False
 
     def exec_command(self, rec: ContainerRecord, cmd: list[str], *, tty: bool) -> ExecCommand:
         pid_file = scratch_path(self._dir(rec), ".pid")

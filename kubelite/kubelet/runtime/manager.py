@@ -163,13 +163,19 @@ class Runtime:
             self.containers[rec.id] = rec
             if rec.state == "creating":
                 log.warning("removing container %s whose creation did not finish", rec.id)
-                await self._discard(rec)
+                try:
+                    await self._discard(rec)
+                except Exception as e:  # kept for the next start; it never shows in lists meanwhile
+                    log.error("cannot remove the half-made container %s: %s", rec.id, e)
                 continue
             self._refresh(rec)
         # Containers removed while the runtime was down no longer pin their images.
         self.images.retain_holders(set(self.containers))
         if self.network is not None and self.backend.isolated:
-            await self.network.garbage_collect({sb.id for sb in self.sandboxes.values() if sb.network_ready})
+            try:
+                await self.network.garbage_collect({sb.id for sb in self.sandboxes.values() if sb.network_ready})
+            except Exception as e:  # leftovers of a crash must not keep the runtime from serving
+                log.error("collecting the pod network's leftovers failed: %s", e)
         log.info(
             "runtime %s adopted %d sandboxes and %d containers", self.name, len(self.sandboxes), len(self.containers)
         )
@@ -245,7 +251,10 @@ class Runtime:
             try:
                 await self._make_sandbox(sb, config)
             except BaseException:
-                await asyncio.shield(self._destroy_sandbox(sb))
+                try:
+                    await asyncio.shield(self._destroy_sandbox(sb))
+                except Exception as cleanup_error:  # the sandbox's own error is the one to report
+                    log.error("cleaning up after the failed sandbox %s: %s", sb.id, cleanup_error)
                 raise
         return sb
 
@@ -374,8 +383,8 @@ class Runtime:
         self.containers[rec.id] = rec
         async with self._lock(rec.id):
             self.store.save(rec)
-            self.images.acquire(image.id, rec.id)
             try:
+                self.images.acquire(image.id, rec.id)
                 await self.backend.create(rec, spec, image, sb, self._sandbox_dir(sb))
             except BaseException as e:
                 try:

@@ -36,6 +36,7 @@ from kubelite.kubelet.images.errors import (
     InvalidReference,
 )
 from kubelite.kubelet.images.model import PullProgress, RegistryAuth
+from kubelite.kubelet.network import NetworkError
 from kubelite.kubelet.runtime import convert
 from kubelite.kubelet.runtime.deps import ImageStoreLike
 from kubelite.kubelet.runtime.errors import (
@@ -47,6 +48,7 @@ from kubelite.kubelet.runtime.errors import (
     RuntimeFailure,
 )
 from kubelite.kubelet.runtime.manager import Runtime, Usage
+from kubelite.kubelet.runtime.runc import RuncError
 from kubelite.kubelet.runtime.state import ContainerRecord, SandboxRecord
 from kubelite.kubelet.runtime.streams import ExecSession
 from kubelite.proto import runtime_pb2 as pb
@@ -75,19 +77,22 @@ def status_code(error: Exception) -> grpc.StatusCode:
     return next((code for cls, code in _CODES if isinstance(error, cls)), grpc.StatusCode.UNKNOWN)
 
 
+# Failures whose message says it all; anything else is also logged with its traceback.
+_EXPECTED = (RuntimeFailure, ImageError, NetworkError, RuncError, OSError)
+
+
 async def _abort(context: aio.ServicerContext[Any, Any], error: Exception) -> NoReturn:
-    code = status_code(error)
-    if code == grpc.StatusCode.UNKNOWN and not isinstance(error, (RuntimeFailure, ImageError)):
-        log.exception("runtime request failed", exc_info=error)
-    await context.abort(code, str(error) or type(error).__name__)
+    if not isinstance(error, _EXPECTED):
+        log.error("runtime request failed", exc_info=error)
+    await context.abort(status_code(error), str(error) or type(error).__name__)
     raise AssertionError("unreachable")  # context.abort raises
 
 
 async def _call(context: aio.ServicerContext[Any, Any], work: Awaitable[T]) -> T:
-    """Run one request's work, turning failures into gRPC statuses."""
+    """Run one request's work, turning every failure into a gRPC status with the failure's message."""
     try:
         return await work
-    except (RuntimeFailure, ImageError, OSError, ValueError) as e:
+    except Exception as e:
         await _abort(context, e)
 
 
@@ -381,7 +386,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
                     getter.cancel()
             try:
                 record = pull.result()
-            except (ImageError, OSError, ValueError) as e:
+            except Exception as e:
                 await _abort(context, e)
             yield pb.PullImageProgress(status="Done", image_ref=record.id)
         finally:

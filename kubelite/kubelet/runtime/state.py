@@ -81,9 +81,9 @@ class ContainerRecord:
     pid: int = 0
     shim_pid: int = 0
     cgroup_dirs: dict[str, str] = field(default_factory=dict)
-    # The process as the backend runs it (args, env, cwd, uid, gid): exec starts from it.
+    # The process as the backend runs it: args, cwd, uid, gid, and for the process runtime env too (its
+    # exec starts from them; runc's exec reads the bundle, so a runc record keeps env, maybe secrets, out).
     process: dict[str, Any] = field(default_factory=dict)
-    rootfs_mounted: bool = False
 
 
 R = TypeVar("R", SandboxRecord, ContainerRecord)

@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from kubelite.kubelet.runtime import shim
 from kubelite.kubelet.runtime.shim import ShimConfig
 
