@@ -5,8 +5,10 @@ local processes, port-forward reaches a local echo server, logs are CRI files th
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import io
 import re
 import shutil
 import socket
@@ -14,6 +16,7 @@ import ssl
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,8 @@ from kubelite.apiserver.handlers import proxy
 from kubelite.apiserver.handlers.common import parse_path
 from kubelite.apiserver.kubeconfig_writer import write_admin_kubeconfig
 from kubelite.apiserver.storage.memory import MemoryStore
+from kubelite.cli import streaming as streaming_cli
+from kubelite.cli.session import global_flags, run_async
 from kubelite.client.kubeconfig import config_for_server
 from kubelite.client.rest import Client
 from kubelite.kubelet.runtime.crilog import CriLogWriter
@@ -374,4 +379,63 @@ async def test_python_client_exec_and_port_forward(cluster: Cluster) -> None:
         assert (out, code) == ("hello\n", 4)
         assert await asyncio.to_thread(run_port_forward) == b"ping"
     finally:
+        server.close()
+
+
+# --- kubelite logs / exec / port-forward -----------------------------------------------------------------
+
+def _cli_args(cluster: Cluster, verb: str, *argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    streaming_cli.register(parser.add_subparsers(dest="verb"), [global_flags()])
+    return parser.parse_args([verb, "--kubeconfig", str(cluster.kubeconfig), *argv])
+
+
+async def _kubelite(cluster: Cluster, verb: str, *argv: str, stdin: str = "") -> tuple[int, str, str]:
+    args = _cli_args(cluster, verb, *argv)
+    body = {"logs": streaming_cli.logs, "exec": streaming_cli.exec_command}[verb]
+    out, err = io.StringIO(), io.StringIO()
+    code = await asyncio.wait_for(run_async(args, partial(body, args), out=out, err=err, stdin=io.StringIO(stdin)),
+                                  20)
+    return code, out.getvalue(), err.getvalue()
+
+
+async def test_kubelite_logs_and_exec(cluster: Cluster) -> None:
+    await cluster.add_pod("cli", ["app", "sidecar"])
+    _write_log(cluster.runtime.add_container(NS, "cli", UID, "app"), [("stdout", b"a\nb\nc\n")])
+    assert await _kubelite(cluster, "logs", "cli", "--tail", "2") == \
+        (0, "b\nc\n", 'Defaulted container "app" out of: app, sidecar\n')
+    assert (await _kubelite(cluster, "logs", "pod/cli", "-c", "app", "--timestamps", "--tail=1"))[1] == \
+        "2023-11-14T22:13:22.000000000Z c\n"
+    rc, _, err = await _kubelite(cluster, "logs", "cli", "-c", "nope")
+    assert (rc, err) == (1, "Error from server (BadRequest): container nope is not valid for pod cli\n")
+
+    rc, out, _ = await _kubelite(cluster, "exec", "cli", "-c", "app", "--", "sh", "-c", "echo hi; exit 5")
+    assert (rc, out) == (5, "hi\n")
+    assert await _kubelite(cluster, "exec", "-i", "cli", "-c", "app", "--", "tr", "a-z", "A-Z", stdin="shout\n") == \
+        (0, "SHOUT\n", "")
+    rc, _, err = await _kubelite(cluster, "exec", "cli", "-c", "sidecar", "--", "true")
+    assert (rc, err) == (1, 'Error from server (InternalError): container not found ("sidecar")\n')
+
+
+async def test_kubelite_port_forward(cluster: Cluster) -> None:
+    await cluster.add_pod("fwd", ["app"])
+    cluster.runtime.add_sandbox(NS, "fwd", UID)
+    server, echo_port = await echo_server()
+    cluster.runtime.ports[8080] = echo_port
+    args = _cli_args(cluster, "port-forward", "fwd", ":8080")
+    listening: asyncio.Future[list[tuple[str, int, int]]] = asyncio.get_running_loop().create_future()
+    out, err = io.StringIO(), io.StringIO()
+    body = partial(streaming_cli.port_forward, args, ready=listening.set_result)
+    task = asyncio.ensure_future(run_async(args, body, out=out, err=err))
+    try:
+        [(address, local, remote)] = await asyncio.wait_for(listening, 20)
+        assert (address, remote) == ("127.0.0.1", 8080)
+        assert await _round_trip(local, b"via kubelite") == b"via kubelite"
+        big = bytes(range(256)) * 1000
+        assert await _round_trip(local, big) == big
+        assert out.getvalue().startswith(f"Forwarding from 127.0.0.1:{local} -> 8080\n"
+                                         f"Handling connection for {local}\n")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
         server.close()
