@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -111,8 +112,9 @@ async def http_get(session: aiohttp.ClientSession, action: Obj, host: str, port:
 
 
 def _reason(e: BaseException) -> str:
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror.lower()
+    """An OS error as Go words it (``connection refused``), not asyncio's ``Connect call failed (...)``."""
+    if isinstance(e, OSError) and e.errno:
+        return os.strerror(e.errno).lower()
     return str(e)
 
 

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -319,3 +322,16 @@ class FakeRuntime(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
 
     async def ImageFsInfo(self, request: pb.ImageFsInfoRequest, context: Any) -> pb.ImageFsInfoResponse:
         return pb.ImageFsInfoResponse()
+
+
+@asynccontextmanager
+async def serve(fake: FakeRuntime | None = None) -> AsyncIterator[FakeRuntime]:
+    """Serve ``fake`` (or a new one) on a socket in a short temporary folder (unix socket paths are short)."""
+    fake = fake or FakeRuntime()
+    folder = Path(tempfile.mkdtemp(prefix="kl-", dir="/tmp"))
+    try:
+        await fake.start(folder / "runtime.sock")
+        yield fake
+    finally:
+        await fake.stop()
+        shutil.rmtree(folder, ignore_errors=True)
