@@ -47,12 +47,17 @@ EVENT_FLUSH_SECONDS = 2.0
 
 
 class Kubelet:
-    """One node agent. ``mounter`` and ``machine`` replace the host's mount(2) and facts (for tests)."""
+    """One node agent.
 
-    def __init__(self, client: Client, config: KubeletConfig, *, mounter: Mounter | None = None,
-                 machine: Callable[[], Machine] | None = None) -> None:
+    ``on_pod_cidr(cidr)`` is called when the Node gets its ``spec.podCIDR`` from the node IPAM controller (the
+    runtime's pod network needs it to write its default CNI configuration: the CRI's UpdateRuntimeConfig).
+    ``mounter`` and ``machine`` replace the host's mount(2) and machine facts (for tests)."""
+
+    def __init__(self, client: Client, config: KubeletConfig, *, on_pod_cidr: Callable[[str], None] | None = None,
+                 mounter: Mounter | None = None, machine: Callable[[], Machine] | None = None) -> None:
         self.client = client
         self.config = config
+        self._on_pod_cidr = on_pod_cidr
         self._mounter = mounter
         self._machine = machine
         self._dispatcher: PodDispatcher | None = None
@@ -64,9 +69,14 @@ class Kubelet:
         if self._dispatcher is not None:
             self._dispatcher.wake(uid)
 
-    def _wake_all(self) -> None:
+    def _pod_cidr_changed(self, cidr: str) -> None:
+        if self._on_pod_cidr is not None:
+            try:
+                self._on_pod_cidr(cidr)
+            except Exception:
+                log.exception("the pod CIDR hook failed")
         if self._dispatcher is not None:
-            self._dispatcher.wake_all()
+            self._dispatcher.wake_all()  # pods waiting for the network
 
     async def run(self, stop: asyncio.Event) -> None:
         config = self.config
@@ -104,7 +114,7 @@ class Kubelet:
     async def _run(self, runtime: RuntimeClient, broadcaster: EventBroadcaster, stop: asyncio.Event) -> None:
         config, client = self.config, self.client
         recorder = broadcaster.recorder("kubelet")
-        node = NodeAgent(client, config, runtime, recorder, on_network_ready=self._wake_all, machine=self._machine)
+        node = NodeAgent(client, config, runtime, recorder, on_pod_cidr=self._pod_cidr_changed, machine=self._machine)
         self.node = node
         registration = asyncio.create_task(node.register())
         if not await _until(registration, stop):
@@ -176,6 +186,7 @@ async def _until(task: asyncio.Task[Any], stop: asyncio.Event) -> bool:
     return True
 
 
-async def run_kubelet(client: Client, config: KubeletConfig, stop: asyncio.Event) -> None:
-    """Run a kubelet for ``config.node_name`` until ``stop`` is set (see the module docstring)."""
-    await Kubelet(client, config).run(stop)
+async def run_kubelet(client: Client, config: KubeletConfig, stop: asyncio.Event, *,
+                      on_pod_cidr: Callable[[str], None] | None = None) -> None:
+    """Run a kubelet for ``config.node_name`` until ``stop`` is set (see the module docstring and `Kubelet`)."""
+    await Kubelet(client, config, on_pod_cidr=on_pod_cidr).run(stop)

@@ -21,8 +21,8 @@ The Lease ``kube-node-lease/<node>`` is renewed every quarter of its 40 s durati
 lease controller does: the first renewal gets or creates it (owned by the Node), later ones update the copy
 last written, and a conflict re-reads it.
 
-The pod CIDR comes from the node IPAM controller through ``spec.podCIDR``; `watch` follows the Node and
-calls ``on_network_ready`` once the node has one.
+The pod CIDR comes from the node IPAM controller through ``spec.podCIDR``; `attach` follows the Node and
+calls ``on_pod_cidr`` when the node gets one (or another one).
 """
 
 from __future__ import annotations
@@ -305,13 +305,13 @@ class NodeAgent:
     """Registers and maintains the Node; also answers the pod workers' questions about it (`NodeView`)."""
 
     def __init__(self, client: Client, config: KubeletConfig, runtime: RuntimeClient, recorder: EventRecorder, *,
-                 on_network_ready: Callable[[], None] = lambda: None,
+                 on_pod_cidr: Callable[[str], None] = lambda cidr: None,
                  machine: Callable[[], Machine] | None = None) -> None:
         self.client = client
         self.config = config
         self.runtime = runtime
         self.recorder = recorder
-        self._on_network_ready = on_network_ready
+        self._on_pod_cidr = on_pod_cidr
         self._read_machine = machine or (lambda: Machine.read(config.paths.root))
         self._machine = self._read_machine()
         self._host_ip = config.node_ip or detect_node_ip()
@@ -400,12 +400,10 @@ class NodeAgent:
         self._node = node
         cidr = str((node.get("spec") or {}).get("podCIDR") or "")
         if cidr and cidr != self._pod_cidr:
-            first = not self._pod_cidr
             self._pod_cidr = cidr
             log.info("node %s has pod CIDR %s", self.config.node_name, cidr)
             self._dirty.set()
-            if first:
-                self._on_network_ready()
+            self._on_pod_cidr(cidr)
 
     async def wait_pod_cidr(self) -> str:
         while not self._pod_cidr:

@@ -32,6 +32,7 @@ from enum import Enum
 from typing import Any
 
 import aiohttp
+import grpc
 
 from kubelite.api import meta
 from kubelite.client.events import EventRecorder
@@ -141,7 +142,7 @@ async def exec_command(runtime: RuntimeClient, container_id: str, command: list[
     except TimeoutError:
         return Result.FAILURE, f'command "{" ".join(command)}" timed out'
     except RuntimeServiceError as e:
-        if "timed out" in e.message or "deadline" in e.message.lower():
+        if e.code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return Result.FAILURE, f'command "{" ".join(command)}" timed out'
         return Result.UNKNOWN, e.message
     output = (bytes(resp.stdout) + bytes(resp.stderr))[:MAX_OUTPUT].decode("utf-8", "replace")

@@ -26,7 +26,7 @@ from kubelite.kubelet.node import Machine
 from kubelite.kubelet.paths import AgentPaths
 from kubelite.kubelet.volumes import SystemMounter, read_mounts
 from kubelite.proto import runtime_pb2 as pb
-from tests.unit.kubelet.fake_runtime import FakeRuntime
+from tests.unit.kubelet.fake_runtime import FakeRuntime, serve
 
 PODS = resolve("pods")
 NODES = resolve("nodes")
@@ -248,10 +248,11 @@ async def test_status_is_written_only_when_it_changes(node: NodeUnderTest) -> No
     async def ready() -> Obj | None:
         pod = await get_pod(client, "quiet")
         return pod if pod and condition(pod, "Ready") == "True" else None
-    pod = await eventually(ready, "the pod is Ready")
-    await asyncio.sleep(0.5)  # several relists and a wake-up of the worker
-    node.kubelet._wake_all()
-    await asyncio.sleep(0.3)
+    await eventually(ready, "the pod is Ready")
+    # An annotation makes the worker sync (and the relists run meanwhile): the status it computes is the one
+    # the pod already has, so nothing is written.
+    pod = await client.patch(PODS, "quiet", {"metadata": {"annotations": {"touch": "1"}}}, namespace="default")
+    await asyncio.sleep(0.5)
     again = await get_pod(client, "quiet")
     assert again is not None and meta.resource_version(again) == meta.resource_version(pod)
 
@@ -594,3 +595,41 @@ async def test_restarted_kubelet_adopts_running_containers(node: NodeUnderTest) 
     later = fake.calls[calls:]
     assert "RunPodSandbox" not in later and "CreateContainer" not in later
     assert fake.running("app")[0].config.labels["io.kubernetes.pod.name"] == "keep"
+
+
+async def test_pods_wait_for_the_pod_cidr(kclient: Client, tmp_path: Path) -> None:
+    cidrs: list[str] = []
+    async with serve() as fake:
+        fake.add_image(IMAGE)
+        assert fake.socket is not None
+        config = _config(tmp_path / "node", fake.socket, wait_for_pod_cidr=True)
+        kubelet = Kubelet(kclient, config, on_pod_cidr=cidrs.append, machine=lambda: MACHINE)
+        stop = asyncio.Event()
+        task = asyncio.create_task(kubelet.run(stop))
+        try:
+            async with asyncio.timeout(WAIT_SECONDS):
+                await kubelet.ready.wait()
+
+            async def not_ready() -> Obj | None:
+                obj = await kclient.get(NODES, NODE)
+                return obj if condition(obj, "Ready") == "False" else None
+            obj = await eventually(not_ready, "the node reports its missing network")
+            ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+            assert "NetworkReady=false" in ready["message"]
+            await kclient.create(PODS, pod_manifest("net"))
+            await kclient.create(PODS, pod_manifest("host", hostNetwork=True))
+            await wait_phase(kclient, "host", "Running")  # the host's network needs no pod CIDR
+            assert (await get_pod(kclient, "net") or {})["status"]["phase"] == "Pending"
+            assert "NetworkNotReady" in [e["reason"] for e in await events_of(kclient, "net")]
+
+            # The node IPAM controller's part.
+            await kclient.patch(NODES, NODE, {"spec": {"podCIDR": "10.244.3.0/24", "podCIDRs": ["10.244.3.0/24"]}})
+            await wait_phase(kclient, "net", "Running")
+            assert cidrs == ["10.244.3.0/24"]
+
+            async def node_ready() -> bool:
+                return condition(await kclient.get(NODES, NODE), "Ready") == "True"
+            await eventually(node_ready, "the node is Ready")
+        finally:
+            await _stop(stop, task)
+            _unmount_all(tmp_path)
