@@ -592,6 +592,24 @@ async def test_security_context_user_and_readonly_rootfs(node: Node) -> None:
         assert contents[2].split() == ["CapEff:", "0000000000000000"]
 
 
+async def test_a_privileged_container_gets_every_capability_and_the_host_devices(node: Node) -> None:
+    async with node.serve() as api:
+        sandbox = node.sandbox_config("priv")
+        sid = (await api.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=sandbox))).pod_sandbox_id
+        sc = pb.LinuxContainerSecurityContext(privileged=True)
+        cid = await run_container(api, sid, sandbox, container_config(
+            "priv", "exec sleep 3600", linux=pb.LinuxContainerConfig(security_context=sc)))
+        await wait_state(api, cid, pb.CONTAINER_RUNNING)
+        caps = await exec_sync(api, cid, ["sh", "-c", "grep CapEff /proc/self/status"])
+        own = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("CapBnd"))
+        assert caps.stdout.split()[1] == own.split()[1].encode()
+        devices = await exec_sync(api, cid, ["ls", "/dev"])
+        host_devices = {p.name for p in Path("/dev").iterdir() if p.is_char_device() or p.is_block_device()}
+        assert host_devices <= set(devices.stdout.decode().split())
+        unmasked = await exec_sync(api, cid, ["cat", "/proc/timer_list"])
+        assert unmasked.exit_code == 0 and unmasked.stdout
+
+
 async def test_port_forward_reaches_a_port_inside_the_pod(node: Node) -> None:
     async with node.serve() as api:
         sandbox = node.sandbox_config("httpd")

@@ -167,7 +167,7 @@ class RuncBackend:
         self.containers_dir = containers_dir
         self.log_max_size = log_max_size
         self.log_max_files = log_max_files
-        self.all_caps = bundle.all_capabilities(int(Path("/proc/sys/kernel/cap_last_cap").read_text()))
+        self.all_caps = bundle.all_capabilities(bundle.bounding_set(Path("/proc/self/status").read_text()))
         self.memory_swap = swap_accounted()
         self.nofile = nofile_limit()
 

@@ -55,7 +55,7 @@ DEFAULT_CAPABILITIES = (
     "CAP_AUDIT_WRITE",
 )
 
-# Every capability by number (linux/capability.h); `all_capabilities` cuts it at the kernel's last one.
+# Every capability by number (linux/capability.h).
 CAPABILITY_NAMES = (
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -319,9 +319,18 @@ def resolve_user(
     return User(uid=uid, gid=gid, additional_gids=tuple(dict.fromkeys(extra)))
 
 
-def all_capabilities(last_cap: int) -> list[str]:
-    """The capabilities this kernel knows (``/proc/sys/kernel/cap_last_cap``)."""
-    return list(CAPABILITY_NAMES[: last_cap + 1])
+def all_capabilities(bounding: int) -> list[str]:
+    """"All capabilities" as containerd means it: those in the runtime's own bounding set (the ``CapBnd``
+    mask of /proc/self/status), which are all a container can be given."""
+    return [name for bit, name in enumerate(CAPABILITY_NAMES) if bounding >> bit & 1]
+
+
+def bounding_set(proc_status: str) -> int:
+    """The ``CapBnd`` mask of a /proc/<pid>/status text."""
+    for line in proc_status.splitlines():
+        if line.startswith("CapBnd:"):
+            return int(line.split()[1], 16)
+    return 0
 
 
 def _cap_name(name: str) -> str:

@@ -5,6 +5,11 @@ Before it listens, the runtime adopts what an earlier run left (`manager.Runtime
 request already sees every sandbox and container. Stopping the server stops serving only: containers keep
 running in their shims, to be adopted by the next run. The socket is made owner-only (0600), as it gives
 root's powers to whoever can call it.
+
+The process must run with ``GRPC_ENABLE_FORK_SUPPORT=0`` in its environment before grpc is first imported:
+with gRPC's fork handlers on (the C core's default), a child that pyroute2 forks to make a network
+namespace in a process with gRPC threads crashes (SIGSEGV) about one time in four. `serve_runtime` warns
+when the variable is not set.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ async def serve_runtime(
     """Serve until ``stop`` is set. ``runtime`` is ``"runc"`` or ``"process"`` (containers as plain host
     processes: no isolation, Version says ``kubelite-process``); ``network`` may be None when every pod
     uses the host's network (always so for the process runtime)."""
+    if os.environ.get("GRPC_ENABLE_FORK_SUPPORT", "").lower() not in ("0", "false"):
+        log.warning("GRPC_ENABLE_FORK_SUPPORT=0 is not set: namespaces made in this process may fail at random")
     rt = Runtime(paths, runtime=runtime, images=images, network=network, options=options)
     if runtime == "process":
         log.warning("the process runtime runs containers as plain host processes, WITHOUT ANY ISOLATION")

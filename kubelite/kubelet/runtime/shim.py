@@ -227,7 +227,7 @@ class Shim:
         text = b"".join(chunks).decode(errors="replace").strip()
         if text:
             return text
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):
             lines = (self.dir / "runc.log").read_text().splitlines()
             for line in reversed(lines):
                 entry = json.loads(line)
@@ -237,10 +237,8 @@ class Shim:
 
     # -- running -----------------------------------------------------------------------------------
 
-    def serve(self) -> None:
+    def serve(self, log: CriLogWriter) -> None:
         """Copy output into the log until the container has exited and its output is drained."""
-        c = self.config
-        log = CriLogWriter(Path(c.log_path), max_size=c.log_max_size, max_files=c.log_max_files)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         os.set_blocking(wake_r, False)
@@ -349,6 +347,8 @@ def _run_child(config: ShimConfig, directory: Path, ready: int) -> int:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_IGN)
+        # Opened first: a log that cannot be written is an error the runtime hears about.
+        log = CriLogWriter(Path(config.log_path), max_size=config.log_max_size, max_files=config.log_max_files)
         shim = Shim(config, directory)
         shim.start()
         if config.mode == "runc":  # a process container is in the runtime's own cgroup: not its to read
@@ -358,7 +358,7 @@ def _run_child(config: ShimConfig, directory: Path, ready: int) -> int:
         report({"error": str(e) or type(e).__name__})
         return 1
     report({"pid": shim.pid, "shim_pid": os.getpid(), "cgroups": {k: str(v) for k, v in shim.cgroup_dirs.items()}})
-    shim.serve()
+    shim.serve(log)
     shim.write_exit()
     shim.reap_all()
     return 0

@@ -18,7 +18,7 @@ from kubelite.kubelet.runtime.bundle import (
     User,
 )
 
-ALL_CAPS = bundle.all_capabilities(40)
+ALL_CAPS = bundle.all_capabilities((1 << 41) - 1)
 SANDBOX = SandboxSpec(
     hostname="web-0",
     netns_path="/run/netns/kubelite-abc",
@@ -249,3 +249,10 @@ def test_rlimits_sysctls_and_no_new_privs() -> None:
     assert s["process"]["noNewPrivileges"] is True
     assert s["linux"]["sysctl"] == {"net.ipv4.ip_unprivileged_port_start": "0"}
     assert "seccomp" not in s["linux"]  # unconfined, on purpose (see the module's docstring)
+
+
+def test_all_capabilities_are_the_runtime_bounding_set() -> None:
+    status = "Name:\tx\nCapPrm:\t000001fffeffffff\nCapBnd:\t000001fffeffffff\n"
+    caps = bundle.all_capabilities(bundle.bounding_set(status))
+    assert len(caps) == 40 and "CAP_SYS_RESOURCE" not in caps and caps[-1] == "CAP_CHECKPOINT_RESTORE"
+    assert len(ALL_CAPS) == len(bundle.CAPABILITY_NAMES) == 41

@@ -79,3 +79,11 @@ def test_a_command_that_cannot_start_is_reported(tmp_path: Path) -> None:
     report = run_shim(tmp_path, config)
     assert report["returncode"] == 1
     assert "cannot start '/no/such/binary'" in report["error"]
+
+
+def test_a_log_that_cannot_be_written_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    config = process(tmp_path, "echo never")
+    config.log_path = str(tmp_path / "file" / "0.log")
+    report = run_shim(tmp_path, config)
+    assert report["returncode"] == 1 and str(tmp_path / "file") in report["error"]
