@@ -92,7 +92,7 @@ def serve_main(config_path: str) -> None:
         network.ensure_default_config(config["pod_cidr"])
     else:
         network = FakeNetwork()
-    options = RuntimeOptions(runc_binary=RUNC, cgroup_root=config["cgroup_root"])
+    options = RuntimeOptions(runc_binary=RUNC, cgroup_root=config["cgroup_root"], **config["options"])
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -117,6 +117,7 @@ class Node:
     cgroup_root: str
     runtime: str = "runc"
     network: dict[str, str] = field(default_factory=lambda: {"network": "fake"})
+    options: dict[str, int] = field(default_factory=dict)  # more RuntimeOptions
     log_dirs: list[Path] = field(default_factory=list)
 
     @asynccontextmanager
@@ -125,7 +126,7 @@ class Node:
         unless the test killed it."""
         config = self.paths.root.parent / "runtime.json"
         config.write_text(json.dumps({"root": str(self.paths.root), "runtime": self.runtime,
-                                      "cgroup_root": self.cgroup_root, **self.network}))
+                                      "cgroup_root": self.cgroup_root, "options": self.options, **self.network}))
         log = os.open(self.paths.root.parent / "runtime.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -403,6 +404,21 @@ async def test_a_tty_container_logs_its_terminal(node: Node) -> None:
         records = log_records(Path(st.log_path))
         assert [(stream, content.rstrip("\r")) for stream, _, content in records] == [
             ("stdout", "a tty, TERM=xterm"), ("stdout", "to stderr")]
+
+
+async def test_logs_rotate_at_the_configured_size(node: Node) -> None:
+    node.options = {"log_max_size": 4096, "log_max_files": 3}
+    async with node.serve() as api:
+        sandbox = node.sandbox_config("chatty")
+        sid = (await api.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=sandbox))).pod_sandbox_id
+        cid = await run_container(api, sid, sandbox, container_config(
+            "chatty", 'i=0; while [ $i -lt 400 ]; do echo "line $i"; i=$((i+1)); done'))
+        st = await wait_state(api, cid, pb.CONTAINER_EXITED)
+        log_path = Path(st.log_path)
+        rotated = sorted(log_path.parent.glob("0.log.*"))
+        assert len(rotated) == 2  # 3 files in all
+        assert all(p.stat().st_size <= 4096 for p in [*rotated, log_path])
+        assert log_records(log_path)[-1] == ("stdout", "F", "line 399")
 
 
 async def test_exec_in_a_stopped_container_is_refused(node: Node) -> None:
