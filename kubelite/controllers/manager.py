@@ -27,6 +27,7 @@ from typing import Protocol
 from kubelite.api.registry import Kind
 from kubelite.client.events import EventBroadcaster
 from kubelite.client.informer import InformerFactory, SharedInformer
+from kubelite.client.leaderelection import run_with_leader_election
 from kubelite.client.rest import Client
 from kubelite.controllers.context import ControllerContext, ControllerOptions
 from kubelite.controllers.deployment import DeploymentController
@@ -34,6 +35,8 @@ from kubelite.controllers.endpoints import EndpointsController
 from kubelite.controllers.endpointslice import EndpointSliceController
 from kubelite.controllers.gc import GarbageCollector
 from kubelite.controllers.namespace import NamespaceController
+from kubelite.controllers.nodeipam import NodeIpamController
+from kubelite.controllers.nodelifecycle import NodeLifecycleController
 from kubelite.controllers.replicaset import ReplicaSetController
 
 log = logging.getLogger(__name__)
@@ -238,9 +241,17 @@ def default_controllers(ctx: ControllerContext) -> list[Controller]:
     """The controllers `kubelite server` runs. Each is built from the shared context (client, events,
     options)."""
     return [NamespaceController(ctx.client), GarbageCollector(ctx.client), DeploymentController(ctx),
-            ReplicaSetController(ctx), EndpointSliceController(ctx), EndpointsController(ctx)]
+            ReplicaSetController(ctx), EndpointSliceController(ctx), EndpointsController(ctx),
+            NodeLifecycleController(ctx), NodeIpamController(ctx)]
 
 
 async def run_controller_manager(client: Client, stop: asyncio.Event, options: ControllerOptions | None = None) -> None:
-    """Run the default controllers until ``stop`` is set; raises `ControllerCrashed` if one dies."""
-    await ControllerManager(client, options=options).run(stop)
+    """Run the default controllers until ``stop`` is set, while this process holds the
+    ``kube-controller-manager`` Lease (so that several servers can run side by side with one active manager);
+    raises `ControllerCrashed` if one dies."""
+
+    async def lead(ended: asyncio.Event) -> None:
+        # A fresh manager each term: informers and queues belong to one lifetime.
+        await ControllerManager(client, options=options).run(ended)
+
+    await run_with_leader_election(client, lease_name="kube-controller-manager", run=lead, stop=stop)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from kubelite.client.leaderelection import run_with_leader_election
 from kubelite.client.rest import Client
 from kubelite.scheduler.config import ConfigError, Profile, load_file
 from kubelite.scheduler.scheduler import Scheduler
@@ -17,8 +18,14 @@ async def run_scheduler(client: Client, stop: asyncio.Event, *, config_path: str
     """Schedule pods through ``client`` until ``stop`` is set. ``config_path`` is a
     KubeSchedulerConfiguration YAML file (see `kubelite.scheduler.config`); `ConfigError` if it is bad.
 
-    Leader election wraps `Scheduler.run_active` (see `Scheduler.run`)."""
-    await Scheduler(client, profile=load_file(config_path)).run(stop)
+    Only the holder of the ``kube-scheduler`` Lease schedules, so that several servers can run side by side;
+    each term as leader starts from fresh informers and an empty queue."""
+    profile = load_file(config_path)
+
+    async def lead(ended: asyncio.Event) -> None:
+        await Scheduler(client, profile=profile).run(ended)
+
+    await run_with_leader_election(client, lease_name="kube-scheduler", run=lead, stop=stop)
 
 
 __all__ = ["ConfigError", "Profile", "Scheduler", "run_scheduler"]
