@@ -1,0 +1,241 @@
+"""`Channel`: one TCP or TLS connection as an asyncio Protocol with a read buffer, awaitable reads and
+flow-controlled writes — asyncio's StreamReader/StreamWriter pair, plus what a proxy needs from it:
+
+- `buffered` says how much has arrived without waiting, so a response head and the body bytes that came
+  with it leave in one write, while a body that has not arrived yet is never waited for;
+- `closed` is known as soon as the peer goes away, also while the connection sits idle in a pool;
+- reading stops (``pause_reading``) while more than ``limit`` bytes wait in the buffer, so a slow reader
+  on one side throttles the sender on the other instead of buffering without bound.
+
+Reads raise `ConnectionResetError` when the connection was lost with an error; a clean end of stream
+is ``b""`` from `read` and `IncompleteRead` from the exact reads. Only one coroutine reads at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+DEFAULT_LIMIT = 64 * 1024
+
+
+class IncompleteRead(EOFError):
+    """The stream ended before what was expected arrived."""
+
+
+class LimitExceeded(ValueError):
+    """A separator was not found within the limit (a request or response head that is too large)."""
+
+
+class Channel(asyncio.Protocol):
+    """See the module docstring. ``on_open`` runs when the connection is made (the gateway starts the
+    connection's task there); ``on_end`` when the peer stops sending or the connection is lost (a pool
+    drops an idle connection the endpoint closed)."""
+
+    def __init__(self, *, limit: int = DEFAULT_LIMIT, on_open: Callable[[Channel], None] | None = None) -> None:
+        self.limit = limit
+        self.transport: asyncio.Transport | None = None
+        self.on_open = on_open
+        self.on_end: Callable[[Channel], None] | None = None
+        self._buffer = bytearray()
+        self._eof = False
+        self._error: BaseException | None = None
+        self._closed = False
+        self._tls = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._writing_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+
+    # --- protocol callbacks ----------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._tls = transport.get_extra_info("ssl_object") is not None
+        if self.on_open is not None:
+            self.on_open(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        self._wake()
+        if not self._reading_paused and len(self._buffer) > self.limit and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        if self.on_end is not None:
+            self.on_end(self)
+        # Keep a TCP transport open: the other direction may still have to be written (half-close). TLS
+        # cannot half-close (asyncio warns when asked to).
+        return not self._tls
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._closed = True
+        if exc is not None:
+            self._error = exc
+        self._wake()
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+        if self.on_end is not None:
+            self.on_end(self)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    # --- state -----------------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """The connection is gone (or closing): nothing more can be written."""
+        return self._closed or self.transport is None or self.transport.is_closing()
+
+    @property
+    def ended(self) -> bool:
+        """The peer finished sending (some of it may still be buffered)."""
+        return self._eof
+
+    @property
+    def at_eof(self) -> bool:
+        """The peer finished sending and everything it sent has been read."""
+        return self._eof and not self._buffer
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not read yet."""
+        return len(self._buffer)
+
+    def peer(self) -> tuple[str, int]:
+        """The remote address (host, port)."""
+        info: Any = self.transport.get_extra_info("peername") if self.transport is not None else None
+        if isinstance(info, tuple) and len(info) >= 2:
+            return str(info[0]), int(info[1])
+        return "", 0
+
+    def extra(self, name: str) -> Any:
+        return self.transport.get_extra_info(name) if self.transport is not None else None
+
+    # --- reading ---------------------------------------------------------------------------------------
+
+    async def read_until(self, separator: bytes, limit: int | None = None) -> bytes:
+        """Everything up to and including ``separator``. `IncompleteRead` (with what came) at end of
+        stream, `LimitExceeded` when ``limit`` bytes arrived without it."""
+        limit = self.limit if limit is None else limit
+        start = 0
+        while True:
+            at = self._buffer.find(separator, start)
+            if at >= 0:
+                end = at + len(separator)
+                if end > limit:
+                    raise LimitExceeded(f"over {limit} bytes")
+                data = bytes(self._buffer[:end])
+                del self._buffer[:end]
+                self._resume()
+                return data
+            if len(self._buffer) > limit:
+                raise LimitExceeded(f"over {limit} bytes")
+            if self._eof:
+                self._raise_error()
+                partial = bytes(self._buffer)
+                self._buffer.clear()
+                raise IncompleteRead(partial)
+            start = max(0, len(self._buffer) - len(separator) + 1)
+            await self._wait()
+
+    async def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes: what is buffered, else the next bytes to arrive; ``b""`` at end of stream."""
+        if not self._buffer:
+            while not self._buffer and not self._eof:
+                await self._wait()
+            if not self._buffer:
+                self._raise_error()
+                return b""
+        return self.take(n)
+
+    async def read_exactly(self, n: int) -> bytes:
+        while len(self._buffer) < n:
+            if self._eof:
+                self._raise_error()
+                raise IncompleteRead(self.take(len(self._buffer)))
+            await self._wait()
+        return self.take(n)
+
+    def take(self, n: int) -> bytes:
+        """Up to ``n`` of the buffered bytes, without waiting."""
+        if n >= len(self._buffer):
+            data = bytes(self._buffer)
+            self._buffer.clear()
+        else:
+            data = bytes(self._buffer[:n])
+            del self._buffer[:n]
+        self._resume()
+        return data
+
+    async def _wait(self) -> None:
+        if self._reading_paused:
+            self._resume(force=True)
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _resume(self, force: bool = False) -> None:
+        if self._reading_paused and (force or len(self._buffer) <= self.limit) and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise ConnectionResetError(str(self._error) or type(self._error).__name__) from self._error
+
+    # --- writing ---------------------------------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.closed:
+            raise ConnectionResetError("connection lost")
+        assert self.transport is not None
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is above its high-water mark; raises when the connection
+        is lost."""
+        if self.closed:
+            raise ConnectionResetError("connection lost")
+        if self._writing_paused:
+            waiter = asyncio.get_running_loop().create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+            if self.closed:
+                raise ConnectionResetError("connection lost")
+
+    def write_eof(self) -> None:
+        """Half-close: no more writes; the peer sees end of stream (where the transport can do that)."""
+        if self.transport is not None and not self.closed and self.transport.can_write_eof():
+            self.transport.write_eof()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
