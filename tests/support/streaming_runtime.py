@@ -22,7 +22,9 @@ class FakeRuntime:
     statuses: dict[str, pb.ContainerStatus] = field(default_factory=dict)
     sandboxes: list[pb.PodSandbox] = field(default_factory=list)
     ports: dict[int, int] = field(default_factory=dict)
-    execs: list[list[str]] = field(default_factory=list)
+    execs: list[pb.ExecRequest] = field(default_factory=list)
+    exec_requests: list[pb.ExecStreamRequest] = field(default_factory=list)
+    exec_returncodes: list[int | None] = field(default_factory=list)  # as each exec ended (-9: killed)
     _clock: int = 1
 
     def add_sandbox(self, namespace: str, pod: str, uid: str) -> str:
@@ -77,7 +79,7 @@ class FakeRuntime:
                           ) -> AsyncGenerator[pb.ExecStreamResponse, None]:
         first = await anext(requests)
         start = first.start
-        self.execs.append(list(start.cmd))
+        self.execs.append(start)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *start.cmd, stdin=asyncio.subprocess.PIPE if start.stdin else asyncio.subprocess.DEVNULL,
@@ -94,6 +96,7 @@ class FakeRuntime:
 
         async def feed() -> None:
             async for request in requests:
+                self.exec_requests.append(request)
                 kind = request.WhichOneof("payload")
                 if kind == "stdin" and proc.stdin is not None:
                     proc.stdin.write(request.stdin)
@@ -120,6 +123,7 @@ class FakeRuntime:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, 9)
                 await proc.wait()
+            self.exec_returncodes.append(proc.returncode)
 
     async def port_forward_stream(self, requests: AsyncIterator[pb.PortForwardStreamRequest]
                                   ) -> AsyncGenerator[pb.PortForwardStreamResponse, None]:
