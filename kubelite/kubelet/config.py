@@ -41,6 +41,10 @@ class KubeletConfig:
     # Taints the Node is registered with (Node.spec.taints entries), as --register-with-taints.
     register_with_taints: list[dict[str, str]] = field(default_factory=list)
     max_pods: int = DEFAULT_MAX_PODS
+    # Where pod cgroups go: ``<cgroup_root>/<qos class>/pod<uid>`` (Guaranteed pods directly under the root),
+    # the kubelet's cgroupfs layout; a relative root is taken from the runtime's own cgroup. Empty leaves the
+    # choice to the runtime.
+    cgroup_root: str = ""
     # The port the kubelet's own HTTPS endpoint listens on (Node.status.daemonEndpoints).
     kubelet_port: int = 10250
 

@@ -196,13 +196,17 @@ def pod_hostname(pod: Obj) -> str:
     return str(name)
 
 
-def cgroup_parent(pod: Obj) -> str:
-    """cgroupfs layout of the kubelet: Guaranteed pods directly under /kubepods, the others under their class."""
+def cgroup_parent(pod: Obj, root: str) -> str:
+    """The kubelet's cgroupfs layout under ``root``: Guaranteed pods directly under it, the others under their
+    QoS class (``/kubepods/burstable/pod<uid>``). Empty when ``root`` is: the runtime then chooses."""
+    if not root:
+        return ""
     qos_class = qos.pod_qos(pod)
     uid = meta.uid(pod)
+    base = root.rstrip("/")
     if qos_class == qos.GUARANTEED:
-        return f"/kubepods/pod{uid}"
-    return f"/kubepods/{qos_class.lower()}/pod{uid}"
+        return f"{base}/pod{uid}"
+    return f"{base}/{qos_class.lower()}/pod{uid}"
 
 
 def port_mappings(pod: Obj) -> list[pb.PortMapping]:
@@ -217,11 +221,12 @@ def port_mappings(pod: Obj) -> list[pb.PortMapping]:
     return out
 
 
-def sandbox_config(pod: Obj, *, attempt: int, logs_root: Path, dns: DNSSettings) -> pb.PodSandboxConfig:
+def sandbox_config(pod: Obj, *, attempt: int, logs_root: Path, dns: DNSSettings,
+                   cgroup_root: str = "") -> pb.PodSandboxConfig:
     spec = pod.get("spec") or {}
     security = spec.get("securityContext") or {}
     sysctls = {str(s.get("name")): str(s.get("value", "")) for s in security.get("sysctls") or []}
-    linux = pb.LinuxPodSandboxConfig(cgroup_parent=cgroup_parent(pod), host_network=bool(spec.get("hostNetwork")),
+    linux = pb.LinuxPodSandboxConfig(cgroup_parent=cgroup_parent(pod, cgroup_root), host_network=bool(spec.get("hostNetwork")),
                                      host_pid=bool(spec.get("hostPID")), host_ipc=bool(spec.get("hostIPC")),
                                      sysctls=sysctls)
     aliases = [pb.HostAlias(ip=str(a.get("ip") or ""), hostnames=[str(h) for h in a.get("hostnames") or []])

@@ -10,8 +10,9 @@ ready) calls `wake`.
 
 Housekeeping (every ``housekeeping_period``, once the informer has synced and the runtime has been listed)
 removes what belongs to no known pod: sandboxes and containers carrying the uid of a pod that no longer
-exists (stopped with the grace period they were created with, then removed), and volume folders of pods
-that are gone (unmounted, then removed) — e.g. pods deleted while the kubelet was down. Since containers
+exists (stopped after the preStop hook and with the grace period they were created with, then removed, with
+their logs), and volume folders of pods that are gone (unmounted, then removed) — e.g. pods deleted while the
+kubelet was down. Since containers
 are found by their pod uid label, a restarted kubelet adopts the containers of pods that still exist
 (their workers see them running) and cleans up only the rest.
 
@@ -22,14 +23,19 @@ adopted by the next kubelet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
+import time
+from pathlib import Path
 from typing import Any
 
 from kubelite.api import meta
 from kubelite.client.informer import DeletedFinalStateUnknown, SharedInformer, object_of
 from kubelite.kubelet import containerspec as cs
+from kubelite.kubelet.hooks import run_handler
 from kubelite.kubelet.pleg import Pleg
-from kubelite.kubelet.podworker import MIN_GRACE_PERIOD, PodWorker, WorkerContext
+from kubelite.kubelet.podworker import MIN_GRACE_PERIOD, PodWorker, WorkerContext, remove_pod_logs
 from kubelite.kubelet.runtime_client import NotFoundError, RuntimeServiceError
 from kubelite.proto import runtime_pb2 as pb
 
@@ -139,31 +145,55 @@ class PodDispatcher:
         for uid in self.ctx.volumes.pod_uids_on_disk() - known - runtime_uids:
             if uid not in self._orphans:
                 await self.ctx.volumes.teardown(uid)
+        for uid in _log_uids(self.ctx.config.paths.logs) - known - runtime_uids:
+            if uid not in self._orphans:
+                await asyncio.to_thread(remove_pod_logs, self.ctx.config.paths.logs, uid)
 
     async def _remove_orphan(self, uid: str) -> None:
-        """Stop and remove the sandboxes and containers of a pod the API no longer has."""
+        """Stop (running the preStop hook the container was created with) and remove the sandboxes and
+        containers of a pod the API no longer has, then its volumes and logs."""
         runtime = self.ctx.runtime
         labels = {cs.POD_UID_LABEL: uid}
         try:
             containers = await runtime.list_containers(labels=labels)
+            sandboxes = await runtime.list_pod_sandboxes(labels=labels)
             log.info("removing %d containers of pod %s, which no longer exists", len(containers), uid)
-            stops = []
-            for c in containers:
-                if c.state == pb.CONTAINER_RUNNING:
-                    grace = _int(c.annotations.get(cs.GRACE_PERIOD_ANNOTATION), 30)
-                    stops.append(self._quiet(runtime.stop_container(c.id, max(grace, MIN_GRACE_PERIOD))))
-            await asyncio.gather(*stops)
+            pod_ip = await self._sandbox_ip(sandboxes)
+            await asyncio.gather(*(self._stop_orphan(c, pod_ip) for c in containers
+                                   if c.state == pb.CONTAINER_RUNNING))
             for c in containers:
                 await self._quiet(runtime.remove_container(c.id))
-            for sb in await runtime.list_pod_sandboxes(labels=labels):
+            for sb in sandboxes:
                 await self._quiet(runtime.stop_pod_sandbox(sb.id))
                 await self._quiet(runtime.remove_pod_sandbox(sb.id))
             await self.ctx.volumes.teardown(uid)
+            await asyncio.to_thread(remove_pod_logs, self.ctx.config.paths.logs, uid)
             self.ctx.crash_backoff.forget(uid + "_")
         except (RuntimeServiceError, OSError) as e:
             log.warning("removing the leftovers of pod %s failed: %s", uid, e)
         finally:
             self._orphans.pop(uid, None)
+
+    async def _sandbox_ip(self, sandboxes: list[pb.PodSandbox]) -> str:
+        for sb in sandboxes:
+            if sb.state == pb.SANDBOX_READY:
+                try:
+                    return (await self.ctx.runtime.pod_sandbox_status(sb.id)).network.ip
+                except NotFoundError:
+                    continue
+        return ""
+
+    async def _stop_orphan(self, c: pb.Container, pod_ip: str) -> None:
+        grace = _int(c.annotations.get(cs.GRACE_PERIOD_ANNOTATION), 30)
+        started = time.monotonic()
+        pre_stop = c.annotations.get(cs.PRESTOP_ANNOTATION)
+        if pre_stop and grace > 0:
+            with contextlib.suppress(ValueError):
+                await run_handler(json.loads(pre_stop), container={}, container_id=c.id, pod_ip=pod_ip,
+                                  host_network=not pod_ip, runtime=self.ctx.runtime, session=self.ctx.http(),
+                                  timeout=grace)
+        remaining = max(grace - int(time.monotonic() - started), MIN_GRACE_PERIOD)
+        await self._quiet(self.ctx.runtime.stop_container(c.id, remaining))
 
     @staticmethod
     async def _quiet(call: Any) -> None:
@@ -181,6 +211,14 @@ def spec_changed(old: Obj, new: Obj) -> bool:
     keys = ("labels", "annotations", "deletionTimestamp", "deletionGracePeriodSeconds", "finalizers")
     before, after = meta.metadata(old), meta.metadata(new)
     return any(before.get(k) != after.get(k) for k in keys)
+
+
+def _log_uids(logs_root: Path) -> set[str]:
+    """The pod uids of the log folders ``<namespace>_<name>_<uid>`` (names and namespaces have no '_')."""
+    try:
+        return {entry.name.rsplit("_", 1)[1] for entry in logs_root.iterdir() if entry.name.count("_") == 2}
+    except FileNotFoundError:
+        return set()
 
 
 def _int(text: str | None, default: int) -> int:

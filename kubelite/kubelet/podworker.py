@@ -22,8 +22,8 @@ Termination, once the pod has a ``deletionTimestamp`` or is gone from the API: e
 its ``preStop`` hook and then ``StopContainer`` (SIGTERM, SIGKILL after what is left of the grace period,
 at least 2 s), the sandbox is stopped, the final (terminal) status is written, and the pod object is
 deleted with ``gracePeriodSeconds=0`` and a uid precondition — the API server keeps a bound pod until its
-kubelet does that. Then the containers, sandboxes and volumes are removed and the worker ends once the pod
-is gone from the API.
+kubelet does that. Then the containers, sandboxes, volumes and log files are removed and the worker ends once
+the pod is gone from the API.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import asyncio
 import logging
 import os
 import secrets as _secrets
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -354,7 +355,7 @@ class PodWorker:
         if not actions.create_sandbox and not actions.next_init and not actions.start:
             return
         sandbox_config = cs.sandbox_config(pod, attempt=actions.sandbox_attempt, logs_root=ctx.config.paths.logs,
-                                           dns=ctx.dns)
+                                           dns=ctx.dns, cgroup_root=ctx.config.cgroup_root)
         sandbox_id = actions.sandbox_id
         sandbox_ips: tuple[str, ...] = ()
         if actions.create_sandbox:
@@ -541,12 +542,20 @@ class PodWorker:
             await self._ignore_missing(ctx.runtime.stop_pod_sandbox(sb.id))
             await self._ignore_missing(ctx.runtime.remove_pod_sandbox(sb.id))
         await ctx.volumes.teardown(self.uid)
+        await asyncio.to_thread(remove_pod_logs, ctx.config.paths.logs, self.uid)
         ctx.objects.release(self.uid)
         ctx.status.forget(self.uid)
         ctx.crash_backoff.forget(self.uid + "_")
         ctx.puller.forget(self.uid)
         self._messages.clear()
         self._cleaned = True
+
+
+def remove_pod_logs(logs_root: Path, uid: str) -> None:
+    """Remove the log folder of the pod ``uid`` (``<namespace>_<name>_<uid>``), as the kubelet does once the pod
+    is gone."""
+    for folder in logs_root.glob(f"*_{uid}"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _container_spec(pod: Obj, name: str) -> Obj | None:

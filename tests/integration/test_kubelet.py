@@ -475,6 +475,7 @@ async def test_graceful_deletion_stops_containers_and_removes_the_pod(node: Node
     await client.create(PODS, pod_manifest("bye", containers=[
         {"name": "app", "image": IMAGE, "lifecycle": {"preStop": {"exec": {"command": ["nginx", "-s", "quit"]}}}}]))
     await wait_phase(client, "bye", "Running")
+    assert list(node.config.paths.logs.glob("default_bye_*"))
     await client.delete(PODS, "bye", "default")
     marked = await get_pod(client, "bye")
     assert marked is not None and meta.is_being_deleted(marked)  # kept until the kubelet is done
@@ -487,8 +488,8 @@ async def test_graceful_deletion_stops_containers_and_removes_the_pod(node: Node
     assert fake.calls.index("ExecSync") < fake.calls.index("StopContainer")
 
     async def cleaned() -> bool:
-        return not fake.containers and not fake.sandboxes
-    await eventually(cleaned, "the containers and the sandbox are removed")
+        return not fake.containers and not fake.sandboxes and not list(node.config.paths.logs.glob("default_bye_*"))
+    await eventually(cleaned, "the containers, the sandbox and the logs are removed")
     messages = [e["message"] for e in await events_of(client, "bye")]
     assert "Stopping container app" in messages
 
@@ -575,7 +576,8 @@ async def test_secret_volume_lives_on_a_tmpfs(node: NodeUnderTest) -> None:
 async def test_restarted_kubelet_adopts_running_containers(node: NodeUnderTest) -> None:
     client, fake = node.client, node.fake
     await client.create(PODS, pod_manifest("keep"))
-    await client.create(PODS, pod_manifest("drop"))
+    await client.create(PODS, pod_manifest("drop", containers=[
+        {"name": "app", "image": IMAGE, "lifecycle": {"preStop": {"exec": {"command": ["drain"]}}}}]))
     await wait_phase(client, "keep", "Running")
     await wait_phase(client, "drop", "Running")
     await _stop(node.stop, node.task)
@@ -588,8 +590,10 @@ async def test_restarted_kubelet_adopts_running_containers(node: NodeUnderTest) 
     node.stop, node.task = stop, task  # the fixture stops this one
 
     async def orphan_removed() -> bool:
-        return len(fake.by_name("app")) == 1 and len(fake.sandboxes) == 1
-    await eventually(orphan_removed, "the containers of the deleted pod are removed")
+        return len(fake.by_name("app")) == 1 and len(fake.sandboxes) == 1 and \
+            not list(node.config.paths.logs.glob("default_drop_*"))
+    await eventually(orphan_removed, "the containers and logs of the deleted pod are removed")
+    assert "ExecSync" in fake.calls[calls:]  # its preStop hook, from the container's annotations
     pod = await wait_phase(client, "keep", "Running")
     assert container_status(pod)["restartCount"] == 0
     later = fake.calls[calls:]

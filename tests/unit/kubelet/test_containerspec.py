@@ -60,7 +60,7 @@ def test_sandbox_config() -> None:
             securityContext={"sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]},
             containers=[{"name": "app", "ports": [{"containerPort": 80, "hostPort": 8080, "protocol": "TCP"},
                                                   {"containerPort": 81}]}])
-    cfg = cs.sandbox_config(p, attempt=2, logs_root=Path("/var/log/pods"), dns=DNS)
+    cfg = cs.sandbox_config(p, attempt=2, logs_root=Path("/var/log/pods"), dns=DNS, cgroup_root="/kubepods")
     assert (cfg.metadata.name, cfg.metadata.namespace, cfg.metadata.uid, cfg.metadata.attempt) == \
         ("web", "prod", "u1", 2)
     assert cfg.hostname == "h" * 63 and cfg.subdomain == "sub"
@@ -71,6 +71,15 @@ def test_sandbox_config() -> None:
     assert dict(cfg.linux.sysctls) == {"net.core.somaxconn": "1024"}
     assert cfg.linux.cgroup_parent == "/kubepods/besteffort/podu1"
     assert cfg.host_aliases[0].ip == "1.2.3.4"
+    assert cs.sandbox_config(p, attempt=0, logs_root=Path("/l"), dns=DNS).linux.cgroup_parent == ""
+
+
+def test_cgroup_parent_follows_the_qos_class() -> None:
+    guaranteed = pod(containers=[{"name": "app", "resources": {"limits": {"cpu": "1", "memory": "1Gi"},
+                                                               "requests": {"cpu": "1", "memory": "1Gi"}}}])
+    burstable = pod(containers=[{"name": "app", "resources": {"requests": {"cpu": "1"}}}])
+    assert cs.cgroup_parent(guaranteed, "/kubepods") == "/kubepods/podu1"
+    assert cs.cgroup_parent(burstable, "kubelite/kubepods/") == "kubelite/kubepods/burstable/podu1"
 
 
 def test_resources() -> None:
