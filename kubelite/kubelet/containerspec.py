@@ -226,9 +226,9 @@ def sandbox_config(pod: Obj, *, attempt: int, logs_root: Path, dns: DNSSettings,
     spec = pod.get("spec") or {}
     security = spec.get("securityContext") or {}
     sysctls = {str(s.get("name")): str(s.get("value", "")) for s in security.get("sysctls") or []}
-    linux = pb.LinuxPodSandboxConfig(cgroup_parent=cgroup_parent(pod, cgroup_root), host_network=bool(spec.get("hostNetwork")),
-                                     host_pid=bool(spec.get("hostPID")), host_ipc=bool(spec.get("hostIPC")),
-                                     sysctls=sysctls)
+    linux = pb.LinuxPodSandboxConfig(cgroup_parent=cgroup_parent(pod, cgroup_root),
+                                     host_network=bool(spec.get("hostNetwork")), host_pid=bool(spec.get("hostPID")),
+                                     host_ipc=bool(spec.get("hostIPC")), sysctls=sysctls)
     aliases = [pb.HostAlias(ip=str(a.get("ip") or ""), hostnames=[str(h) for h in a.get("hostnames") or []])
                for a in spec.get("hostAliases") or []]
     return pb.PodSandboxConfig(
