@@ -33,6 +33,7 @@ from kubelite.proxy.dns import (
     remove_dns_endpoints,
     run_dns,
 )
+from kubelite.proxy.dns.clients import DEFAULT_ALLOWED_CLIENTS
 from kubelite.proxy.dns.config import DEFAULT_CLUSTER_DOMAIN, DEFAULT_PORT, DEFAULT_TTL, POD_MODES
 
 
@@ -53,6 +54,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--ttl", type=int, default=DEFAULT_TTL, help=f"TTL of cluster records (default {DEFAULT_TTL})")
     p.add_argument("--pods", choices=POD_MODES, default="verified",
                    help="a-b-c-d.<ns>.pod records: for existing pods only, for any IP, or none (default verified)")
+    p.add_argument("--allow-from", action="append", default=None, metavar="CIDR",
+                   help="answer clients from this network only (repeatable; default: private, CGNAT, "
+                        "link-local and loopback ranges)")
     p.add_argument("--cluster-dns-ip", default=DEFAULT_CLUSTER_DNS_IP,
                    help=f"ClusterIP of the kube-system/kube-dns Service to ensure (default "
                         f"{DEFAULT_CLUSTER_DNS_IP}; empty: leave the Service alone)")
@@ -71,7 +75,8 @@ def config_from(args: argparse.Namespace) -> DNSConfig:
     return DNSConfig(
         listen=tuple(args.listen) or ("0.0.0.0",), port=args.port, cluster_domain=args.cluster_domain,
         upstreams=tuple(args.upstream) if args.upstream is not None else None,
-        resolv_conf=Path(args.resolv_conf), ttl=args.ttl, pods=args.pods)
+        resolv_conf=Path(args.resolv_conf), ttl=args.ttl, pods=args.pods,
+        allowed_clients=tuple(args.allow_from) if args.allow_from is not None else DEFAULT_ALLOWED_CLIENTS)
 
 
 def _dns(args: argparse.Namespace) -> int:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from kubelite.proxy.dns.clients import DEFAULT_ALLOWED_CLIENTS
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 53
@@ -56,6 +58,8 @@ class DNSConfig:
     max_udp_size: int = DEFAULT_MAX_UDP_SIZE
     # A TCP client silent this long is disconnected (RFC 7766 suggests seconds, not minutes).
     tcp_idle_timeout: float = 10.0
+    # Networks whose clients are answered (CIDRs); others get no reply, see `clients`.
+    allowed_clients: tuple[str, ...] = DEFAULT_ALLOWED_CLIENTS
     # How long to wait for the first list of Services/EndpointSlices/Pods before serving anyway (cluster
     # names then get SERVFAIL, never a false NXDOMAIN, until the caches are filled).
     sync_timeout: float = 5.0
@@ -73,6 +77,8 @@ class DNSConfig:
             ipaddress.ip_address(address)
         for spec in self.upstreams or ():
             parse_upstream(spec)
+        for network in self.allowed_clients:
+            ipaddress.ip_network(network, strict=False)
 
     def resolve_upstreams(self) -> list[Upstream]:
         """The upstream resolvers to forward to, minus any that is this server itself (a forwarding loop)."""

@@ -20,6 +20,7 @@ from kubelite.api.registry import by_resource
 from kubelite.client.informer import DeletedFinalStateUnknown, InformerFactory, SharedInformer
 from kubelite.client.rest import Client
 from kubelite.proxy.dns.cache import AnswerCache
+from kubelite.proxy.dns.clients import ClientFilter
 from kubelite.proxy.dns.config import DNSConfig
 from kubelite.proxy.dns.handler import MessageHandler
 from kubelite.proxy.dns.records import Zone
@@ -76,7 +77,8 @@ async def run_dns(client: Client, config: DNSConfig, stop: asyncio.Event, *,
         except TimeoutError:
             log.warning("dns: caches not filled after %.0f s; serving, cluster names get SERVFAIL until they are",
                         config.sync_timeout)
-        server = DNSServer(handler, config.listen, config.port, tcp_idle_timeout=config.tcp_idle_timeout)
+        server = DNSServer(handler, config.listen, config.port, clients=ClientFilter(config.allowed_clients),
+                           tcp_idle_timeout=config.tcp_idle_timeout)
         await stack.enter_async_context(server)
         log.info("dns: serving %s on %s", config.cluster_domain,
                  ", ".join(f"{a} port {p}" for a, p in server.endpoints))

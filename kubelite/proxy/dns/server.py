@@ -11,6 +11,9 @@ data, hence the plain socket; miekg/dns, under CoreDNS, does the same.)
 TCP: asyncio streams; each message is preceded by its 2-byte length; queries on one connection are
 answered in order; a connection idle for ``idle_timeout`` seconds is closed (RFC 7766 §6.2.3).
 
+Clients outside the `ClientFilter`'s networks get nothing: their datagrams are dropped, their connections
+closed.
+
 `DNSServer` is an async context manager: entering binds every socket (port 0 picks a free port that is then
 used for every address and both protocols), leaving closes them, drops the clients and waits for the tasks.
 """
@@ -25,6 +28,7 @@ import socket
 import struct
 from collections.abc import Sequence
 
+from kubelite.proxy.dns.clients import ClientFilter
 from kubelite.proxy.dns.handler import Deferred, MessageHandler
 
 log = logging.getLogger(__name__)
@@ -46,8 +50,9 @@ Ancillary = list[tuple[int, int, bytes]]
 class UDPListener:
     """One UDP socket answering DNS queries; see the module docstring."""
 
-    def __init__(self, handler: MessageHandler, address: str, port: int) -> None:
+    def __init__(self, handler: MessageHandler, address: str, port: int, clients: ClientFilter) -> None:
         self.handler = handler
+        self.clients = clients
         ip = ipaddress.ip_address(address)
         self._v6 = ip.version == 6
         self._wildcard = ip.is_unspecified
@@ -86,6 +91,8 @@ class UDPListener:
                 return
             except OSError as e:  # e.g. an ICMP error queued for an earlier reply
                 log.debug("dns: udp receive failed: %r", e)
+                continue
+            if not self.clients.allows(peer[0]):
                 continue
             reply_anc = self._reply_ancillary(ancdata)
             try:
@@ -131,8 +138,9 @@ class UDPListener:
 class TCPListener:
     """One TCP listening socket answering length-prefixed DNS queries."""
 
-    def __init__(self, handler: MessageHandler, *, idle_timeout: float) -> None:
+    def __init__(self, handler: MessageHandler, clients: ClientFilter, *, idle_timeout: float) -> None:
         self.handler = handler
+        self.clients = clients
         self.idle_timeout = idle_timeout
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -158,6 +166,9 @@ class TCPListener:
         assert task is not None
         self._connections.add(task)
         try:
+            peer = writer.get_extra_info("peername")
+            if not peer or not self.clients.allows(peer[0]):
+                return
             while True:
                 async with asyncio.timeout(self.idle_timeout):
                     size = int.from_bytes(await reader.readexactly(2), "big")
@@ -184,8 +195,9 @@ class DNSServer:
     """UDP and TCP listeners on every address of ``addresses``, all on one port."""
 
     def __init__(self, handler: MessageHandler, addresses: Sequence[str], port: int, *,
-                 tcp_idle_timeout: float = 10.0) -> None:
+                 clients: ClientFilter | None = None, tcp_idle_timeout: float = 10.0) -> None:
         self.handler = handler
+        self.clients = clients or ClientFilter()
         self.addresses = list(addresses)
         self.port = port
         self.tcp_idle_timeout = tcp_idle_timeout
@@ -210,10 +222,10 @@ class DNSServer:
 
     async def _bind(self, port: int) -> None:
         for address in self.addresses:
-            udp = UDPListener(self.handler, address, port)
+            udp = UDPListener(self.handler, address, port, self.clients)
             self._udp.append(udp)
             port = udp.port
-            tcp = TCPListener(self.handler, idle_timeout=self.tcp_idle_timeout)
+            tcp = TCPListener(self.handler, self.clients, idle_timeout=self.tcp_idle_timeout)
             self._tcp.append(tcp)
             await tcp.start(address, port)
         self.port = port

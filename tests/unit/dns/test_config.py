@@ -62,6 +62,7 @@ def test_an_upstream_that_is_this_server_is_dropped(tmp_path: Path) -> None:
     pytest.param({"listen": ()}, id="no-listen"),
     pytest.param({"listen": ("localhost",)}, id="listen-not-ip"),
     pytest.param({"upstreams": ("x",)}, id="upstream"),
+    pytest.param({"allowed_clients": ("10.0.0.0/33",)}, id="allowed-clients"),
 ])
 def test_bad_config_is_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):

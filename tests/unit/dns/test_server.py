@@ -1,5 +1,6 @@
 """The UDP and TCP transports on loopback: one port for both, several queries per TCP connection, idle
-connections closed, replies from the address asked (a wildcard listener in a network namespace of its own)."""
+connections closed, replies from the address asked (a wildcard listener in a network namespace of its own),
+clients outside the allowed networks ignored."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import threading
 from collections.abc import AsyncIterator
 
 import dns.asyncquery
+import dns.exception
 import dns.message
 import dns.rcode
 import pytest
 
+from kubelite.proxy.dns.clients import ClientFilter
 from kubelite.proxy.dns.handler import MessageHandler
 from kubelite.proxy.dns.records import Zone
 from kubelite.proxy.dns.resolver import Resolver
@@ -123,3 +126,30 @@ async def test_wildcard_replies_come_from_the_address_asked() -> None:
         await asyncio.to_thread(thread.join, 10.0)
     assert "error" not in result, result.get("error")
     assert result == {"source": "127.0.0.2", "rcode": dns.rcode.NOERROR}
+
+
+def test_client_filter() -> None:
+    default = ClientFilter()
+    for allowed in ("10.244.1.5", "172.20.0.1", "192.168.1.1", "100.64.0.9", "127.0.0.1", "fd00::5", "::1"):
+        assert default.allows(allowed), allowed
+    for refused in ("8.8.8.8", "2001:db8::1", "not-an-ip"):
+        assert not default.allows(refused), refused
+    assert ClientFilter(["203.0.113.0/24"]).allows("203.0.113.7")
+
+
+async def test_clients_outside_the_allowed_networks_get_nothing() -> None:
+    async with DNSServer(make_handler(), ["127.0.0.1"], 0, clients=ClientFilter(["10.0.0.0/8"])) as s:
+        query = dns.message.make_query("web.default.svc.cluster.local", "A")
+        with pytest.raises(dns.exception.Timeout):
+            await dns.asyncquery.udp(query, "127.0.0.1", timeout=0.3, port=s.port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+        try:
+            wire = query.to_wire()
+            writer.write(len(wire).to_bytes(2, "big") + wire)
+            async with asyncio.timeout(2.0):
+                try:
+                    assert await reader.read() == b""
+                except ConnectionResetError:
+                    pass  # closed with our query unread: a reset, no answer either
+        finally:
+            writer.close()
