@@ -8,12 +8,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import io
+import os
 import re
 import shutil
 import socket
 import ssl
+import struct
 import sys
+import termios
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
@@ -40,6 +44,7 @@ from kubelite.client.rest import Client
 from kubelite.kubelet.runtime.crilog import CriLogWriter
 from kubelite.kubelet.server import KubeletServer, build_kubelet_app
 from kubelite.kubelet.streaming.tls import KUBELET_CLIENT_COMMON_NAME, ensure_serving_cert, server_ssl_context
+from kubelite.proto import runtime_pb2 as pb
 from tests.support.streaming_runtime import FakeRuntime, echo_server
 
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
@@ -232,6 +237,46 @@ async def test_kubectl_exec(cluster: Cluster) -> None:
     assert (rc, out) == (0, "HELLO\n"), err
     rc, _, err = await cluster.kubectl("exec", "shell", "-c", "nope", "--", "true")
     assert rc == 1 and "container nope is not valid for pod shell" in err
+
+
+async def test_kubectl_exec_it_from_a_terminal(cluster: Cluster) -> None:
+    await cluster.add_pod("term", ["app"])
+    cluster.runtime.add_container(NS, "term", UID, "app")
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    assert KUBECTL is not None
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "--cache-dir", str(cluster.cache_dir),
+            "exec", "-it", "term", "--", "sh", stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    finally:
+        os.close(slave)
+
+    def read_all() -> bytes:
+        out = b""
+        with contextlib.suppress(OSError):  # EIO once kubectl, the terminal's last user, has gone
+            while chunk := os.read(master, 4096):
+                out += chunk
+        return out
+
+    try:
+        reader = asyncio.ensure_future(asyncio.to_thread(read_all))
+        for _ in range(200):  # type only once the exec runs (kubectl has put the terminal in raw mode)
+            if cluster.runtime.execs:
+                break
+            await asyncio.sleep(0.05)
+        os.write(master, b"echo hi-$((1+1)); exit 7\n")
+        assert await asyncio.wait_for(proc.wait(), 20) == 7
+        assert b"hi-2" in await asyncio.wait_for(reader, 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        os.close(master)
+    start = cluster.runtime.execs[0]
+    assert (list(start.cmd), start.tty, start.stdin, start.stderr) == (["sh"], True, True, False)
+    resizes = [r.resize for r in cluster.runtime.exec_requests if r.WhichOneof("payload") == "resize"]
+    assert resizes[:1] == [pb.TerminalSize(width=100, height=30)]
 
 
 # --- port-forward --------------------------------------------------------------------------------------

@@ -83,7 +83,9 @@ class FakeRuntime:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *start.cmd, stdin=asyncio.subprocess.PIPE if start.stdin else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+                stdout=asyncio.subprocess.PIPE, start_new_session=True,
+                # A terminal has one output: stderr goes with stdout (no real TTY is made).
+                stderr=asyncio.subprocess.STDOUT if start.tty else asyncio.subprocess.PIPE)
         except OSError as e:
             yield pb.ExecStreamResponse(error=f"exec failed: {e}")
             return
@@ -104,11 +106,12 @@ class FakeRuntime:
                 elif kind == "stdin_close" and proc.stdin is not None:
                     proc.stdin.close()
 
-        assert proc.stdout is not None and proc.stderr is not None
-        tasks = [asyncio.ensure_future(pump(proc.stdout, True)), asyncio.ensure_future(pump(proc.stderr, False)),
-                 asyncio.ensure_future(feed())]
+        assert proc.stdout is not None
+        tasks = [asyncio.ensure_future(pump(proc.stdout, True)), asyncio.ensure_future(feed())]
+        if proc.stderr is not None:
+            tasks.append(asyncio.ensure_future(pump(proc.stderr, False)))
         try:
-            open_streams = 2
+            open_streams = 2 if proc.stderr is not None else 1
             while open_streams:
                 item = await queue.get()
                 if item is None:
