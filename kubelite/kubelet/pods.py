@@ -8,6 +8,9 @@ or bookkeeping metadata refreshes the worker's copy without making it sync. Anyt
 pod sync (its containers changed, a probe result changed, a referenced object changed, the network became
 ready) calls `wake`.
 
+Admission: a pod the kubelet has not started yet is rejected with phase Failed and reason ``OutOfpods`` when
+``max_pods`` pods already run here (the scheduler normally prevents that).
+
 Housekeeping (every ``housekeeping_period``, once the informer has synced and the runtime has been listed)
 removes what belongs to no known pod: sandboxes and containers carrying the uid of a pod that no longer
 exists (stopped after the preStop hook and with the grace period they were created with, then removed, with
@@ -37,6 +40,7 @@ from kubelite.kubelet.hooks import run_handler
 from kubelite.kubelet.pleg import Pleg
 from kubelite.kubelet.podworker import MIN_GRACE_PERIOD, PodWorker, WorkerContext, remove_pod_logs
 from kubelite.kubelet.runtime_client import NotFoundError, RuntimeServiceError
+from kubelite.kubelet.status import is_terminal
 from kubelite.proto import runtime_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,7 @@ class PodDispatcher:
         self._workers: dict[str, PodWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._orphans: dict[str, asyncio.Task[None]] = {}
+        self._rejections: set[asyncio.Task[bool]] = set()
 
     # --- informer handlers -------------------------------------------------------------------------
 
@@ -62,10 +67,30 @@ class PodDispatcher:
         if worker is not None:
             worker.update(pod)
             return
+        if self._rejects(pod):
+            return
         worker = PodWorker(pod, self.ctx)
         self._workers[uid] = worker
         task = asyncio.create_task(self._run(worker), name=f"pod-{meta.key(pod)}")
         self._tasks[uid] = task
+
+    def _rejects(self, pod: Obj) -> bool:
+        """Pod admission: a pod the kubelet never started is rejected (phase Failed, reason OutOfpods) when the
+        node already runs ``max_pods`` pods, as the kubelet's admit handlers do."""
+        status = pod.get("status") or {}
+        if is_terminal(status) or status.get("containerStatuses") or meta.is_being_deleted(pod):
+            return False
+        used = sum(1 for w in self._workers.values() if w.active)
+        capacity = self.ctx.config.max_pods
+        if used < capacity:
+            return False
+        message = f"Node didn't have enough resource: pods, requested: 1, used: {used}, capacity: {capacity}"
+        self.ctx.recorder.warning(pod, "OutOfpods", message)
+        task = asyncio.create_task(self.ctx.status.write(pod, {"phase": "Failed", "reason": "OutOfpods",
+                                                               "message": f"Pod was rejected: {message}"}))
+        self._rejections.add(task)
+        task.add_done_callback(self._rejections.discard)
+        return True
 
     def pod_updated(self, old: Obj, new: Obj) -> None:
         if meta.uid(old) != meta.uid(new):
@@ -112,7 +137,7 @@ class PodDispatcher:
 
     async def stop(self) -> None:
         """Cancel every worker and cleanup; containers are left running (see the module docstring)."""
-        tasks = list(self._tasks.values()) + list(self._orphans.values())
+        tasks = [*self._tasks.values(), *self._orphans.values(), *self._rejections]
         for task in tasks:
             task.cancel()
         if tasks:

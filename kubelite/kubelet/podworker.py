@@ -153,6 +153,11 @@ class PodWorker:
     def terminating(self) -> bool:
         return self._removed or meta.is_being_deleted(self._pod)
 
+    @property
+    def active(self) -> bool:
+        """Whether the pod counts against the node's pods: neither finished nor on its way out."""
+        return not self._finished and not self.terminating
+
     # --- the loop ----------------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -265,6 +270,10 @@ class PodWorker:
             return
         ctx, pod = self.ctx, self._pod
         state = await self._observe()
+        if is_terminal(pod.get("status") or {}) and not state.running():
+            # Finished before (an earlier kubelet, or rejected at admission): never started again.
+            await self._finish(state)
+            return
         ctx.probes.sync_pod(pod, state, self._probe_ip(pod, state))
         if needs_network(pod) and not ctx.node.network_ready():
             if not self._network_warned:

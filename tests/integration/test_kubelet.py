@@ -637,3 +637,22 @@ async def test_pods_wait_for_the_pod_cidr(kclient: Client, tmp_path: Path) -> No
         finally:
             await _stop(stop, task)
             _unmount_all(tmp_path)
+
+
+async def test_pods_beyond_max_pods_are_rejected(kclient: Client, tmp_path: Path) -> None:
+    async with serve() as fake:
+        fake.add_image(IMAGE)
+        assert fake.socket is not None
+        _, stop, task = await _start(kclient, _config(tmp_path / "node", fake.socket, max_pods=1))
+        try:
+            await kclient.create(PODS, pod_manifest("first"))
+            await wait_phase(kclient, "first", "Running")
+            await kclient.create(PODS, pod_manifest("second"))
+            pod = await wait_phase(kclient, "second", "Failed")
+            assert pod["status"]["reason"] == "OutOfpods"
+            assert pod["status"]["message"] == ("Pod was rejected: Node didn't have enough resource: pods, "
+                                                "requested: 1, used: 1, capacity: 1")
+            await asyncio.sleep(0.3)
+            assert len(fake.sandboxes) == 1  # the rejected pod never ran
+        finally:
+            await _stop(stop, task)
