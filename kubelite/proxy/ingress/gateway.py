@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import os
 from collections.abc import Callable
 
 from kubelite.proxy.ingress.channel import Channel, IncompleteRead, LimitExceeded
@@ -483,6 +484,6 @@ def _got_bytes(error: BaseException) -> bool:
 def _describe(error: BaseException) -> str:
     if isinstance(error, TimeoutError):
         return "connection timed out"
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror.lower() if error.strerror else str(error)
+    if isinstance(error, OSError) and error.errno:
+        return os.strerror(error.errno).lower()  # asyncio's own text repeats the address
     return str(error) or type(error).__name__

@@ -21,21 +21,21 @@ from kubelite.proxy.ingress.routes import (
     references,
 )
 
-from .helpers import FakeCluster, backend, endpoint_slice, ingress, path, rule, service, tls_secret
+from .helpers import FakeCluster, Obj, backend, endpoint_slice, ingress, path, rule, service, tls_secret
 
 # One Service per name, each with one endpoint whose address tells them apart.
 NAMES = ("a", "b", "c", "d", "e", "web", "api", "exact", "prefix", "other", "fallback")
 
 
-def cluster(*extra: dict) -> FakeCluster:
-    objects: list[dict] = []
+def cluster(*extra: Obj) -> FakeCluster:
+    objects: list[Obj] = []
     for i, name in enumerate(NAMES):
         objects.append(service(name, ("http", 80)))
         objects.append(endpoint_slice(name, [f"10.0.0.{i + 1}"], ("http", 8080)))
     return FakeCluster(*objects, *extra)
 
 
-def build(*ingresses: dict, extra: tuple[dict, ...] = ()) -> Build:
+def build(*ingresses: Obj, extra: tuple[Obj, ...] = ()) -> Build:
     return build_routes(ingresses, cluster(*extra))
 
 
