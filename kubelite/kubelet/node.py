@@ -317,7 +317,6 @@ class NodeAgent:
         self._host_ip = config.node_ip or detect_node_ip()
         self._node: Obj = {}
         self._pod_cidr = ""
-        self._posted: Obj = {}
         self._posted_at = 0.0
         self._lease: Obj | None = None
         self._runtime = _Runtime()
@@ -425,7 +424,7 @@ class NodeAgent:
         try:
             images = await self.runtime.list_images()
         except RuntimeServiceError:
-            return list(self._posted.get("images") or [])
+            return list((self._node.get("status") or {}).get("images") or [])
         images.sort(key=lambda i: -int(i.size))
         return [{"names": [*i.repo_digests, *i.repo_tags] or [i.id], "sizeBytes": int(i.size)}
                 for i in images[:MAX_IMAGES]]
@@ -438,19 +437,22 @@ class NodeAgent:
                            images=await self._images(), old_conditions=old_conditions, now=meta.now_rfc3339())
 
     async def update_status(self, *, force: bool = False) -> bool:
-        """Post the node's status if it changed (or ``force``, or the report period passed)."""
+        """Post the node's status if it differs from what the Node says (someone else, such as the node
+        lifecycle controller marking it Unknown, may have changed it), or ``force``, or the report period
+        passed."""
         await self._refresh_runtime()
-        old = (self._node.get("status") or {}).get("conditions") or []
+        current = self._node.get("status") or {}
+        old = current.get("conditions") or []
         status = await self._status(old)
         due = time.monotonic() - self._posted_at >= self.config.node_status_report_period
-        if not force and not due and _without_heartbeats(status) == _without_heartbeats(self._posted):
+        seen = {key: current.get(key) for key in status}
+        if not force and not due and _without_heartbeats(status) == _without_heartbeats(seen):
             return False
         node = await self.client.patch(NODES, self.config.node_name, {"status": status}, "merge",
                                        subresource="status")
         self._record_transitions(old, status["conditions"], node)
-        self._node = node
         self._learn_pod_cidr(node)
-        self._posted = status
+        self._node = node
         self._posted_at = time.monotonic()
         return True
 

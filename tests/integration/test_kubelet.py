@@ -199,6 +199,16 @@ async def test_node_registers_with_capacity_and_lease(node: NodeUnderTest) -> No
         return current is not None and current["spec"]["renewTime"] != first
     await eventually(renewed, "the lease is renewed")
 
+    # Heartbeats are the Lease's job: an unchanged status is not written again (until the report period).
+    before = meta.resource_version(await client.get(NODES, NODE))
+    await asyncio.sleep(1.2)  # more than two status periods
+    assert meta.resource_version(await client.get(NODES, NODE)) == before
+
+    # Someone else's change to the conditions (the node lifecycle controller) is corrected at once.
+    unknown = [{**c, "status": "Unknown", "reason": "NodeStatusUnknown"} for c in obj["status"]["conditions"]]
+    await client.patch(NODES, NODE, {"status": {"conditions": unknown}}, subresource="status")
+    await eventually(ready_node, "the kubelet posts its conditions again")
+
 
 async def _lease(client: Client) -> Obj | None:
     try:
