@@ -179,6 +179,9 @@ async def test_kubectl_logs_tail_timestamps_previous(cluster: Cluster) -> None:
     assert (rc, out) == (0, "2023-11-14T22:13:21.000000000Z an error\n2023-11-14T22:13:22.000000000Z line three\n"), err
     rc, out, err = await cluster.kubectl("logs", "web", "--previous")
     assert (rc, out) == (0, "old one\nold two\n"), err
+    # Following a container that has exited ends at the end of its log.
+    rc, out, err = await cluster.kubectl("logs", "-f", "web", "--previous", timeout=10)
+    assert (rc, out) == (0, "old one\nold two\n"), err
     rc, out, err = await cluster.kubectl("logs", "web", "--limit-bytes=6")
     assert (rc, out) == (0, "line o"), err
 

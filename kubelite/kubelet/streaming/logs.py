@@ -289,7 +289,7 @@ async def _follow(path: Path, start: tuple[Path, int], out: _Output, still_runni
                 if not alive() or (still_running is not None and not await still_running()):
                     return
                 await asyncio.sleep(poll_interval)
-        checked = time.monotonic()
+        checked = float("-inf")  # the first time the files run dry, ask at once (a container that has exited)
         while True:
             if await _drain(reader, out, final=False):
                 continue
