@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# As the kubelite command does, before grpc is imported (see kubelite/cli/main.py).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
 from collections.abc import Iterator
 
 import pytest

@@ -6,6 +6,12 @@ adds its parser and sets ``func`` to a callable taking the parsed arguments and 
 
 from __future__ import annotations
 
+import os
+
+# Before anything imports grpc: its fork handlers crash children that pyroute2 forks to create network
+# namespaces (SIGSEGV in about one fork in four). kubelite never forks a process that then uses grpc.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
 import argparse
 import sys
 from collections.abc import Callable
