@@ -6,7 +6,8 @@ yields the literal ``$(NAME)``); a ``$`` followed by anything else, or an unterm
 
 `make_environment` resolves ``envFrom`` and ``env`` in the order Kubernetes does (``makeEnvironmentVariables``):
 envFrom sources first (a later source overrides an earlier one, invalid names are skipped and reported),
-then each ``env`` entry, whose ``value`` is expanded against the variables defined before it; ``valueFrom``
+then each ``env`` entry, whose ``value`` is expanded against the variables defined before it and the Service
+variables (which are added last, for names not defined otherwise); ``valueFrom``
 reads a ConfigMap or Secret key, a field of the pod, or a resource of a container. A missing ConfigMap,
 Secret or key is an `EnvError` with Kubernetes' message (the container then waits with
 CreateContainerConfigError), unless the reference is ``optional``.
@@ -109,9 +110,12 @@ class Environment:
         return list(self.variables.items())
 
 
-def make_environment(pod: Obj, container: Obj, *, configmaps: Lookup, secrets: Lookup,
-                     context: PodContext) -> Environment:
+def make_environment(pod: Obj, container: Obj, *, configmaps: Lookup, secrets: Lookup, context: PodContext,
+                     service_env: Mapping[str, str] | None = None) -> Environment:
+    """The container's variables; ``service_env`` (see `serviceenv`) is visible to ``$(VAR)`` expansion and
+    comes last, for the names the container does not define itself."""
     namespace = meta.namespace(pod)
+    services = service_env or {}
     env: dict[str, str] = {}
     result = Environment(env)
     for source in container.get("envFrom") or []:
@@ -142,7 +146,7 @@ def make_environment(pod: Obj, container: Obj, *, configmaps: Lookup, secrets: L
         name = str(var.get("name") or "")
         value = var.get("value")
         if value:
-            env[name] = expand(str(value), mapping_for(env))
+            env[name] = expand(str(value), mapping_for(env, services))
             continue
         source = var.get("valueFrom")
         if not source:
@@ -151,6 +155,8 @@ def make_environment(pod: Obj, container: Obj, *, configmaps: Lookup, secrets: L
         resolved = _value_from(pod, container, source, configmaps=configmaps, secrets=secrets, context=context)
         if resolved is not None:
             env[name] = resolved
+    for name, value in services.items():
+        env.setdefault(name, value)
     return result
 
 

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 PODS = by_resource("", "v1", "pods")
 NODES = by_resource("", "v1", "nodes")
+SERVICES = by_resource("", "v1", "services")
 EVENT_FLUSH_SECONDS = 2.0
 
 
@@ -122,6 +123,8 @@ class Kubelet:
         objects = ObjectCache(client, self._wake)
         probes = ProbeManager(runtime, recorder, self._wake)
         reset = config.backoff_reset
+        # The Service variables are computed when a container starts, from this cache of every Service.
+        services = SharedInformer(client, SERVICES)
         ctx = WorkerContext(
             config=config, client=client, runtime=runtime, recorder=recorder,
             volumes=VolumeManager(config.paths, self._mounter), objects=objects, probes=probes,
@@ -129,7 +132,7 @@ class Kubelet:
                                                           config.image_pull_backoff_max, reset_after=reset)),
             status=StatusWriter(client),
             crash_backoff=Backoff(config.crashloop_backoff_initial, config.crashloop_backoff_max, reset_after=reset),
-            node=node, dns=self._dns_settings(), http=probes.session,
+            node=node, dns=self._dns_settings(), http=probes.session, services=services.list,
         )
         dispatcher = PodDispatcher(ctx)
         self._dispatcher = dispatcher
@@ -139,8 +142,8 @@ class Kubelet:
         node.attach(own_node)
         pleg = Pleg(runtime, config.pleg_period, self._wake)
         parts: list[Coroutine[Any, Any, None]] = [
-            node.run_lease(), node.run_status(), own_node.run(), pods.run(), pleg.run(),
-            dispatcher.housekeeping(pods, pleg), self._mark_ready(pods),
+            node.run_lease(), node.run_status(), own_node.run(), services.run(), pods.run(), pleg.run(),
+            dispatcher.housekeeping(pods, pleg), self._mark_ready(pods, services),
         ]
         tasks = [asyncio.create_task(p) for p in parts]
         stopped = asyncio.create_task(stop.wait())
@@ -158,8 +161,8 @@ class Kubelet:
             await probes.close()
             await objects.stop()
 
-    async def _mark_ready(self, pods: SharedInformer) -> None:
-        await pods.wait_synced()
+    async def _mark_ready(self, *informers: SharedInformer) -> None:
+        await asyncio.gather(*(inf.wait_synced() for inf in informers))
         self.ready.set()
         await asyncio.Event().wait()  # a part: it lives as long as the others
 

@@ -56,6 +56,7 @@ from kubelite.kubelet.plan import Kill, PodActions, plan_pod
 from kubelite.kubelet.podstate import ContainerInfo, PodRuntimeState, SandboxInfo
 from kubelite.kubelet.probes import Kind, ProbeManager
 from kubelite.kubelet.runtime_client import NotFoundError, RuntimeClient, RuntimeServiceError
+from kubelite.kubelet.serviceenv import service_env
 from kubelite.kubelet.status import StatusInputs, StatusWriter, is_terminal, pod_status
 from kubelite.kubelet.volumes import VolumeError, VolumeManager
 from kubelite.proto import runtime_pb2 as pb
@@ -101,6 +102,8 @@ class WorkerContext:
     node: NodeView
     dns: cs.DNSSettings
     http: Callable[[], aiohttp.ClientSession]
+    # Every Service of the cluster (for the Service environment variables).
+    services: Callable[[], list[Obj]]
 
 
 def needs_network(pod: Obj) -> bool:
@@ -447,8 +450,10 @@ class PodWorker:
             return
         try:
             cs.verify_run_as_non_root(pod, ctr, image.user)
+            links = (pod.get("spec") or {}).get("enableServiceLinks")
             env = make_environment(pod, ctr, configmaps=ctx.objects.configmap, secrets=ctx.objects.secret,
-                                   context=context)
+                                   context=context, service_env=service_env(ctx.services(), meta.namespace(pod),
+                                                                            links is None or bool(links)))
             for kind, source, keys in env.invalid_keys:
                 ctx.recorder.warning(pod, "InvalidEnvironmentVariableNames",
                                      f"Keys [{', '.join(keys)}] from the EnvFrom {kind} {source} were skipped since "

@@ -666,3 +666,20 @@ async def test_pods_beyond_max_pods_are_rejected(kclient: Client, tmp_path: Path
             assert len(fake.sandboxes) == 1  # the rejected pod never ran
         finally:
             await _stop(stop, task)
+
+
+async def test_service_environment_variables(node: NodeUnderTest) -> None:
+    client = node.client
+    created = await client.create(resolve("services"), {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": "default"},
+        "spec": {"selector": {"app": "db"}, "ports": [{"name": "pg", "port": 5432}]}})
+    ip = created["spec"]["clusterIP"]
+    await asyncio.sleep(0.3)  # the kubelet's cache of Services follows a watch on loopback
+    await client.create(PODS, pod_manifest("client", containers=[
+        {"name": "app", "image": IMAGE, "env": [{"name": "DSN", "value": "pg://$(DB_SERVICE_HOST)"}]}]))
+    await wait_phase(client, "client", "Running")
+    env = {e.key: e.value for e in node.fake.by_name("app")[-1].config.envs}
+    assert env["DB_SERVICE_HOST"] == ip and env["DB_SERVICE_PORT_PG"] == "5432" and env["DSN"] == f"pg://{ip}"
+    await client.create(PODS, pod_manifest("nolinks", enableServiceLinks=False))
+    await wait_phase(client, "nolinks", "Running")
+    assert not any(e.key.startswith("DB_") for e in node.fake.by_name("app")[-1].config.envs)
