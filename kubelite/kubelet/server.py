@@ -19,16 +19,18 @@ headers of a failed handshake but not its body. SPDY upgrades (kubectl's fallbac
 speaks WebSocket only.
 
 The runtime is reached through the `StreamingRuntime` protocol (`GrpcStreamingRuntime` over the
-kubelet's `RuntimeClient`).
+kubelet's `RuntimeClient`). `serve_streaming` is the whole endpoint as the kubelet runs it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import ssl
 import time
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -39,10 +41,12 @@ from aiohttp.typedefs import Handler
 from kubelite.api import errors
 from kubelite.proto import runtime_pb2 as pb
 
+from .paths import AgentPaths
+from .runtime_client import RuntimeClient
 from .streaming import execsession, portforward, wsstream
 from .streaming.logs import LogOptions, parse_timestamp, stream_log
-from .streaming.runtime import StreamingRuntime, find_container, find_sandbox
-from .streaming.tls import KUBELET_CLIENT_COMMON_NAME, client_common_name
+from .streaming.runtime import GrpcStreamingRuntime, StreamingRuntime, find_container, find_sandbox
+from .streaming.tls import KUBELET_CLIENT_COMMON_NAME, client_common_name, ensure_serving_cert, server_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +108,22 @@ class KubeletServer:
             await runner.cleanup()
 
 
+@contextlib.asynccontextmanager
+async def serve_streaming(runtime: RuntimeClient, paths: AgentPaths, *, node_name: str, client_ca_pem: bytes,
+                          sans: Iterable[str] = (), address: str = "0.0.0.0",
+                          port: int = DEFAULT_PORT) -> AsyncIterator[KubeletServer]:
+    """The kubelet's HTTPS endpoint over its runtime, for the life of the context: the serving certificate
+    under ``paths.kubelet_dir/pki`` (made for ``node_name`` and ``sans``, the node's addresses and host
+    name), clients verified against ``client_ca_pem`` (the cluster CA), logs read below ``paths.logs``.
+    The server's ``port`` is the one to publish in ``Node.status.daemonEndpoints`` (0 picks a free one)."""
+    cert, key = await asyncio.to_thread(ensure_serving_cert, paths.kubelet_dir / "pki", node_name=node_name,
+                                        sans=sans)
+    app = build_kubelet_app(GrpcStreamingRuntime(runtime), paths.logs)
+    async with KubeletServer(app, ssl_context=server_ssl_context(cert, key, client_ca_pem), address=address,
+                             port=port) as server:
+        yield server
+
+
 # --- middlewares -------------------------------------------------------------------------------------------
 
 def _status_response(err: errors.APIError) -> web.Response:
@@ -122,6 +142,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _status_response(errors.APIError(404, "NotFound", "the server could not find the requested resource"))
     except web.HTTPMethodNotAllowed as e:
         return _status_response(errors.method_not_allowed(e.text or "method not allowed"))
+    except web.HTTPException:
+        raise
+    except Exception as e:  # the runtime failed us (down, or a bug): a Status, not a traceback
+        log.warning("%s %s failed: %s", request.method, request.path, e, exc_info=log.isEnabledFor(logging.DEBUG))
+        return _status_response(errors.internal(str(e) or type(e).__name__))
 
 
 def _authenticator(allowed: Collection[str] | None) -> Any:

@@ -4,15 +4,22 @@ servicer in the test process that answers with `FakeRuntime`)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from grpc import aio
 
+from kubelite.apiserver.certs import create_ca, issue_client_cert
+from kubelite.kubelet.paths import AgentPaths
 from kubelite.kubelet.runtime_client import RuntimeClient
+from kubelite.kubelet.server import serve_streaming
 from kubelite.kubelet.streaming.runtime import ContainerRef, GrpcStreamingRuntime, find_container, find_sandbox
+from kubelite.kubelet.streaming.tls import KUBELET_CLIENT_COMMON_NAME
 from kubelite.proto import runtime_pb2 as pb
 from kubelite.proto import runtime_pb2_grpc as pb_grpc
 from tests.support.streaming_runtime import FakeRuntime, echo_server
@@ -49,6 +56,14 @@ async def test_find_sandbox(tmp_path: Path) -> None:
 class Servicer(pb_grpc.RuntimeServiceServicer):
     def __init__(self, fake: FakeRuntime) -> None:
         self.fake = fake
+
+    async def ListContainers(self, request: pb.ListContainersRequest, context: Any) -> pb.ListContainersResponse:
+        f = request.filter
+        found = await self.fake.list_containers(labels=dict(f.label_selector), state=f.state if f.has_state else None)
+        return pb.ListContainersResponse(containers=found)
+
+    async def ContainerStatus(self, request: pb.ContainerStatusRequest, context: Any) -> pb.ContainerStatusResponse:
+        return pb.ContainerStatusResponse(status=await self.fake.container_status(request.container_id))
 
     async def Exec(self, request_iterator: AsyncIterator[pb.ExecStreamRequest],
                    context: Any) -> AsyncIterator[pb.ExecStreamResponse]:
@@ -118,3 +133,31 @@ async def test_port_forward_over_grpc_and_closing_early(grpc_runtime: tuple[Grpc
 
 async def _start_only(port: int) -> AsyncIterator[pb.PortForwardStreamRequest]:
     yield pb.PortForwardStreamRequest(start=pb.PortForwardStart(pod_sandbox_id="sb", port=port))
+
+
+async def test_serve_streaming_as_the_kubelet_runs_it(tmp_path: Path,
+                                                     grpc_runtime: tuple[GrpcStreamingRuntime, FakeRuntime]) -> None:
+    runtime, fake = grpc_runtime
+    fake.add_container("ns", "web", "uid", "app")
+    ca = create_ca()
+    cert, key = issue_client_cert(ca, KUBELET_CLIENT_COMMON_NAME)
+    (tmp_path / "client.crt").write_bytes(cert)
+    (tmp_path / "client.key").write_bytes(key)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.load_cert_chain(tmp_path / "client.crt", tmp_path / "client.key")
+    paths = AgentPaths(tmp_path / "node")
+    async with serve_streaming(runtime.client, paths, node_name="n1", client_ca_pem=ca.cert_pem,
+                               sans=["127.0.0.1"], address="127.0.0.1", port=0) as server:
+        assert (paths.kubelet_dir / "pki" / "kubelet.crt").exists()
+        base = f"https://127.0.0.1:{server.port}"
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(f"{base}/exec/ns/web/app?command=echo&command=hi&stdout=1", ssl=ctx,
+                                          protocols=["v5.channel.k8s.io"])
+            got = [msg.data async for msg in ws]
+            assert got[:2] == [b"\x01", b"\x01hi\n"]
+            assert json.loads(got[-1][1:])["status"] == "Success"
+            # A runtime that fails a call gives a Status, not a traceback.
+            async with session.get(f"{base}/portforward/ns/web?ports=80", ssl=ctx) as resp:
+                assert resp.status == 500
+                assert "not implemented" in (await resp.json())["message"].lower()
