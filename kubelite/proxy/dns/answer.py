@@ -19,6 +19,8 @@ class Answer:
     chase: dns.name.Name | None = None
     # Whether the answer comes from the zone owning the name (the AA bit).
     authoritative: bool = False
+    # Whether any of it came from an upstream: its TTLs then run down with time, so it must not be kept as is.
+    upstream: bool = False
 
 
 def servfail() -> Answer:

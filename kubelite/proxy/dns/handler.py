@@ -5,10 +5,11 @@ asked (`finish` completes it), or None when nothing may be sent back (no header 
 itself a response). Malformed queries get FORMERR, opcodes other than QUERY and meta-types (AXFR, IXFR, ...)
 NOTIMP, classes other than IN REFUSED, an EDNS version above 0 BADVERS (RFC 6891).
 
-Rendered replies the zone gave alone are kept, keyed by the query's bytes after its id and the transport,
-for as long as the zone's `generation` stays the same (any change of a Service, EndpointSlice or watched pod
-starts afresh): a query asked again (every pod of a Deployment resolving the same Service) is answered by
-putting its id in front of the kept bytes, without parsing or rendering.
+Rendered replies the zone gave alone (nothing from an upstream, whose TTLs run down) are kept, keyed by
+the query's bytes after its id and the transport, for as long as the zone's `generation` stays the same
+(any change of a Service, EndpointSlice or watched pod starts afresh): a query asked again (every pod of a
+Deployment resolving the same Service) is answered by putting its id in front of the kept bytes, without
+parsing or rendering.
 
 Size (RFC 1035 §4.2.1, RFC 6891 §7): a UDP reply fits 512 bytes, or the EDNS payload the client offered
 capped at ``max_udp_size``; a TCP reply fits 65535. What does not fit is cut at a whole RRset and, when the
@@ -69,31 +70,32 @@ class MessageHandler:
         kept = self._replies.get(key)
         if kept is not None:
             return wire[:2] + kept
-        reply = self._handle(wire, udp)
-        if isinstance(reply, bytes) and generation is not None and self.reply_cache_size > 0:
+        reply, keep = self._handle(wire, udp)
+        if keep and isinstance(reply, bytes) and generation is not None and self.reply_cache_size > 0:
             if len(self._replies) >= self.reply_cache_size:
                 self._replies.clear()
             self._replies[key] = reply[2:]
         return reply
 
-    def _handle(self, wire: bytes, udp: bool) -> bytes | Deferred | None:
+    def _handle(self, wire: bytes, udp: bool) -> tuple[bytes | Deferred | None, bool]:
+        """The reply, and whether it may be kept for the same query asked again."""
         try:
             query = dns.message.from_wire(wire)
         except dns.message.ShortHeader:
-            return None
+            return None, False
         except dns.exception.DNSException as e:
             log.debug("dns: malformed query: %r", e)
-            return _formerr(wire)
+            return _formerr(wire), True
         if query.flags & dns.flags.QR:
-            return None
+            return None, False
         error = _refusal(query)
         if error is not None:
-            return self._render(query, Answer(error), udp)
+            return self._render(query, Answer(error), udp), True
         question = query.question[0]
         result = self.resolver.local(question.name, question.rdtype)
         if isinstance(result, Pending):
-            return Deferred(query, result, udp)
-        return self._render(query, result, udp)
+            return Deferred(query, result, udp), False
+        return self._render(query, result, udp), not result.upstream
 
     async def finish(self, deferred: Deferred) -> bytes:
         answer = await self.resolver.finish(deferred.pending)

@@ -38,7 +38,7 @@ class Pending:
 
     def complete(self, upstream: Answer) -> Answer:
         return Answer(upstream.rcode, self.chain + upstream.answer, upstream.authority, upstream.additional,
-                      authoritative=self.authoritative)
+                      authoritative=self.authoritative, upstream=True)
 
 
 class Resolver:

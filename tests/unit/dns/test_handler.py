@@ -12,6 +12,8 @@ import dns.rrset
 import pytest
 
 from kubelite.client.informer import Indexer
+from kubelite.proxy.dns.answer import Answer
+from kubelite.proxy.dns.cache import AnswerCache
 from kubelite.proxy.dns.handler import MessageHandler
 from kubelite.proxy.dns.records import Zone
 from kubelite.proxy.dns.resolver import Resolver
@@ -149,3 +151,16 @@ def test_provisional_answers_are_not_kept() -> None:
     assert reply(handler, query).rcode() == dns.rcode.SERVFAIL
     synced = True
     assert reply(handler, query).rcode() == dns.rcode.NOERROR
+
+
+def test_answers_from_the_upstream_cache_are_answered_at_once_but_not_kept() -> None:
+    now = [100.0]
+    cache = AnswerCache(10, clock=lambda: now[0])
+    cache.put(("www.example.com.", int(dns.rdatatype.A)),
+              Answer(dns.rcode.NOERROR, [dns.rrset.from_text("www.example.com.", 60, "IN", "A", "192.0.2.1")]))
+    cluster = Cluster(service("web", cluster_ip="10.96.0.20"))
+    handler = MessageHandler(Resolver(Zone(cluster.view), Forwarder([], cache=cache)))
+    query = dns.message.make_query("www.example.com", "A")
+    assert reply(handler, query).answer[0].ttl == 60  # no upstream asked: answered from the cache at once
+    now[0] += 10
+    assert reply(handler, query).answer[0].ttl == 50  # not a kept rendering: the TTL runs down
