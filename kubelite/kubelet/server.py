@@ -51,7 +51,7 @@ from .streaming.tls import KUBELET_CLIENT_COMMON_NAME, client_common_name, ensur
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 10250
-STATUS_HEADER = "X-Kubelite-Status"
+STATUS_HEADER = wsstream.STATUS_HEADER
 RUNTIME_KEY = web.AppKey("runtime", StreamingRuntime)
 LOGS_ROOT_KEY = web.AppKey("logs_root", Path)
 

@@ -42,6 +42,7 @@ from cryptography import x509
 from kubelite.api import errors
 from kubelite.api.registry import by_resource
 from kubelite.kubelet.streaming.tls import KUBELET_CLIENT_COMMON_NAME
+from kubelite.kubelet.streaming.wsstream import STATUS_HEADER
 
 from ..certs import PKI, issue_client_cert, write_atomic
 from ..resources import Resources
@@ -50,7 +51,6 @@ from .common import RequestInfo
 log = logging.getLogger(__name__)
 
 SUBRESOURCES = ("log", "exec", "attach", "portforward")
-STATUS_HEADER = "X-Kubelite-Status"
 DEFAULT_KUBELET_PORT = 10250
 ADDRESS_PREFERENCE = ("InternalIP", "ExternalIP", "Hostname", "InternalDNS", "ExternalDNS")
 KUBELET_CLIENT_ORGANIZATION = "system:masters"

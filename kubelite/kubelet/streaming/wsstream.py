@@ -29,6 +29,10 @@ ERROR = 3
 RESIZE = 4
 CLOSE = 255
 
+# A WebSocket client sees the headers of a refused handshake but not its body: kubelite's kubelet puts the
+# Status of a refusal, as compact JSON, in this header too (the API server's proxy reads it).
+STATUS_HEADER = "X-Kubelite-Status"
+
 EXEC_PROTOCOLS = (V5, V4)
 PORT_FORWARD_PROTOCOLS = (SPDY_PORT_FORWARD, V5, V4)
 
