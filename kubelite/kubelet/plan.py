@@ -17,7 +17,8 @@
 4. When nothing runs and nothing will start, the pod is killed (its sandbox is stopped): it is done.
 5. Garbage: exited instances beyond the newest two of each app container (the current one and the one
    ``lastState`` shows) and beyond the newest of each init container, and stale sandboxes that hold none
-   of the kept containers.
+   of the kept containers. (A container left created by a failed start is replaced by whoever starts its
+   successor, once its back-off allows.)
 
 The crash-loop back-off is not decided here: the caller checks it when it starts a container, as the
 kubelet's ``doBackOff`` does.
@@ -141,9 +142,6 @@ def plan_pod(pod: Obj, state: PodRuntimeState, *, liveness_failed: Collection[st
             actions.kill_pod = _has_live_parts(state)
         elif next_init is not None:
             actions.next_init = next_init
-            latest = current.latest(str(next_init.get("name")))
-            if latest is not None and latest.state in (State.CREATED, State.UNKNOWN):
-                actions.remove.append(latest.id)
         _collect_garbage(pod, state, actions)
         return actions
 
@@ -154,8 +152,6 @@ def plan_pod(pod: Obj, state: PodRuntimeState, *, liveness_failed: Collection[st
         if latest is None or not latest.running:
             if should_restart(ctr, pod, state):
                 actions.start.append(ctr)
-                if latest is not None and latest.state in (State.CREATED, State.UNKNOWN):
-                    actions.remove.append(latest.id)
             continue
         restart = policy != "Never"
         if latest.hash and latest.hash != container_hash(ctr):

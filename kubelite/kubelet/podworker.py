@@ -53,7 +53,7 @@ from kubelite.kubelet.hooks import run_handler
 from kubelite.kubelet.imagepull import IMAGE_PULL_BACKOFF, ImagePuller, ImagePullError, go_duration
 from kubelite.kubelet.objectcache import ObjectCache
 from kubelite.kubelet.plan import Kill, PodActions, plan_pod
-from kubelite.kubelet.podstate import ContainerInfo, PodRuntimeState, SandboxInfo
+from kubelite.kubelet.podstate import ContainerInfo, PodRuntimeState, SandboxInfo, State
 from kubelite.kubelet.probes import Kind, ProbeManager
 from kubelite.kubelet.runtime_client import NotFoundError, RuntimeClient, RuntimeServiceError
 from kubelite.kubelet.serviceenv import service_env
@@ -423,8 +423,9 @@ class PodWorker:
         name = str(ctr.get("name"))
         latest = state.latest(name)
         key = f"{self.uid}_{name}"
-        if latest is not None and latest.exited:
-            finished = latest.finished_at or time.time()
+        if latest is not None and not latest.running:
+            # An exited container, or one whose start failed (left created): back off from its end.
+            finished = latest.finished_at or latest.created_at or time.time()
             if ctx.crash_backoff.is_in_backoff_since(key, finished):
                 delay = ctx.crash_backoff.get(key)
                 self._reasons[name] = ("CrashLoopBackOff", f"back-off {go_duration(delay)} restarting failed "
@@ -434,6 +435,8 @@ class PodWorker:
                 self._retry_in(finished + delay - ctx.crash_backoff.clock())
                 return
             ctx.crash_backoff.next(key, finished)
+            if latest.state is not State.EXITED:
+                await self._ignore_missing(ctx.runtime.remove_container(latest.id))
         try:
             image = await ctx.puller.ensure(pod, ctr, pull_secrets=await self._pull_secrets(pod),
                                             sandbox_config=sandbox_config)

@@ -683,3 +683,21 @@ async def test_service_environment_variables(node: NodeUnderTest) -> None:
     await client.create(PODS, pod_manifest("nolinks", enableServiceLinks=False))
     await wait_phase(client, "nolinks", "Running")
     assert not any(e.key.startswith("DB_") for e in node.fake.by_name("app")[-1].config.envs)
+
+
+async def test_a_container_that_cannot_start_backs_off(node: NodeUnderTest) -> None:
+    client, fake = node.client, node.fake
+    fake.start_errors["app"] = 'exec: "nonexistent": executable file not found in $PATH'
+    await client.create(PODS, pod_manifest("nostart"))
+
+    async def failing() -> Obj | None:
+        pod = await get_pod(client, "nostart")
+        waiting = (container_status(pod or {}).get("state") or {}).get("waiting") or {}
+        return waiting if waiting.get("reason") in ("RunContainerError", "CrashLoopBackOff") else None
+    waiting = await eventually(failing, "the start failure is reported")
+    assert "executable file not found" in waiting.get("message", "") or waiting["reason"] == "CrashLoopBackOff"
+    await asyncio.sleep(1.0)
+    attempts = fake.calls.count("StartContainer")
+    assert attempts <= 4  # 0.4 s, 0.8 s apart at least: not one per relist
+    messages = [e["message"] for e in await events_of(client, "nostart")]
+    assert 'Error: exec: "nonexistent": executable file not found in $PATH' in messages
