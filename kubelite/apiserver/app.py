@@ -7,6 +7,7 @@ Middleware order, outermost first: access log → Status errors → authenticati
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -20,7 +21,7 @@ from . import codec
 from .allocators import ServiceAllocator
 from .auth.authn import USER_KEY, RequestAuthenticator, authn_middleware, request_user
 from .auth.authz import Attributes, Authorizer, forbidden
-from .handlers import discovery, openapi
+from .handlers import discovery, openapi, proxy
 from .handlers.common import error_response, json_text
 from .handlers.rest import RestHandler
 from .resources import Resources, WriteOptions
@@ -151,7 +152,8 @@ async def bootstrap(resources: Resources) -> None:
 
 def build_app(store: Store, *, authenticator: RequestAuthenticator | None = None,
               authorizer: Authorizer | None = None, service_cidr: str = "10.96.0.0/12",
-              node_port_range: tuple[int, int] = (30000, 32767)) -> web.Application:
+              node_port_range: tuple[int, int] = (30000, 32767),
+              kubelet_client_ssl: ssl.SSLContext | None = None) -> web.Application:
     """The API server application over ``store``. Without an authenticator every request is anonymous
     admin (in-process tests only); the real server always passes one."""
     middlewares: list[Any] = [access_middleware, status_middleware]
@@ -193,5 +195,6 @@ def build_app(store: Store, *, authenticator: RequestAuthenticator | None = None
     discovery.add_routes(app)
     openapi.add_routes(app)
     RestHandler(resources, cache).add_routes(app)
+    proxy.install(app, resources, proxy.KubeletConnector(kubelet_client_ssl))
     app.router.add_route("*", "/{tail:.*}", _not_found)
     return app

@@ -25,6 +25,7 @@ from .app import build_app
 from .auth.authn import Authenticator, StaticTokenAuthenticator, ensure_admin_token, token_file_path
 from .auth.authz import AlwaysAllowAuthorizer, GroupAuthorizer, UnionAuthorizer
 from .certs import load_or_create_pki, ssl_server_context
+from .handlers.proxy import kubelet_client_ssl_context
 from .kubeconfig_writer import write_admin_kubeconfig
 from .storage import open_store
 from .storage.interface import StorageError, Store
@@ -103,7 +104,7 @@ async def run(config: ServerConfig, *, ready: asyncio.Event | None = None) -> No
     authorizer = UnionAuthorizer([GroupAuthorizer(), AlwaysAllowAuthorizer()])
     store = open_store(data_dir=str(data_dir), etcd_endpoints=config.etcd_endpoints or None)
     app = build_app(store, authenticator=authenticator, authorizer=authorizer, service_cidr=config.service_cidr,
-                    node_port_range=config.node_port_range)
+                    node_port_range=config.node_port_range, kubelet_client_ssl=kubelet_client_ssl_context(pki))
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     stop = asyncio.Event()

@@ -26,7 +26,7 @@ from ..patch import apply_json_patch, apply_merge_patch, manager_from_user_agent
 from ..resources import PATCH_TYPES, Resources, WriteOptions, scale_of
 from ..storage.interface import Compacted
 from ..watchcache import Predicate, WatchCache
-from . import watch
+from . import proxy, watch
 from .common import (
     RequestInfo,
     check_acceptable,
@@ -64,6 +64,8 @@ class RestHandler:
         if legacy_watch:
             segments = segments[1:]
         info = parse_path(group, version, segments)
+        if info.subresource in proxy.SUBRESOURCES:
+            return await proxy.serve(request, info)
         check_acceptable(request)
         method = request.method
         if method == "GET":
@@ -93,9 +95,6 @@ class RestHandler:
     # ---- reads -------------------------------------------------------------------------------------
     async def _get(self, request: web.Request, info: RequestInfo) -> web.Response:
         kind = info.kind
-        if info.subresource in ("log", "exec", "portforward", "attach", "proxy"):
-            raise errors.service_unavailable(f"{kind.plural}/{info.subresource} is served by the node agent, "
-                                             "which is not connected to this server")
         obj = await self.resources.get(kind, info.namespace, info.name)
         if info.subresource == "scale":
             return json_response(scale_of(obj))
