@@ -132,16 +132,20 @@ class ServiceAllocator:
             except ValueError:
                 return []  # validation names the bad value
             if ip not in self.network:
-                raise _ip_error(wanted, f"failed to allocate IP {wanted}: the provided IP ({wanted}) is not in the "
-                                f"valid range. The range of valid IPs is {self.network}")
+                raise _ip_error(owner, wanted, f"failed to allocate IP {wanted}: the provided IP ({wanted}) is not "
+                                f"in the valid range. The range of valid IPs is {self.network}")
             if not await self._take(IP_PREFIX + str(ip), owner, dry_run):
-                raise _ip_error(wanted, f"failed to allocate IP {wanted}: provided IP is already allocated")
+                raise _ip_error(owner, wanted, f"failed to allocate IP {wanted}: provided IP is already allocated")
             spec["clusterIP"], spec["clusterIPs"] = str(ip), [str(ip)]
             return [] if dry_run else [IP_PREFIX + str(ip)]
         size = self.network.num_addresses
-        for _ in range(_ATTEMPTS):
-            # Skip the network address and the first host address (reserved for the kubernetes Service).
-            ip = self.network.network_address + random.randrange(2, max(size - 1, 3))
+        # KEP-3070: random picks come from above a low band kept for fixed addresses (kube-dns's 10.96.0.10),
+        # and fall back to the whole range when the upper part is full. The network address and the first host
+        # address (the kubernetes Service) are never handed out.
+        static_band = min(max(16, size // 16), 256)
+        for attempt in range(_ATTEMPTS):
+            low = static_band if attempt < _ATTEMPTS // 2 and size > static_band + 2 else 2
+            ip = self.network.network_address + random.randrange(low, max(size - 1, low + 1))
             if await self._take(IP_PREFIX + str(ip), owner, dry_run):
                 spec["clusterIP"], spec["clusterIPs"] = str(ip), [str(ip)]
                 return [] if dry_run else [IP_PREFIX + str(ip)]
@@ -159,11 +163,11 @@ class ServiceAllocator:
                 if wanted in already:
                     continue
                 if not isinstance(wanted, int) or not low <= wanted <= high:
-                    raise errors.invalid_object("Service", "", [errors.invalid(
+                    raise errors.invalid_object("Service", owner.split("/")[-1], [errors.invalid(
                         f"spec.ports[{i}].nodePort", wanted, f"provided port is not in the valid range. The range "
                         f"of valid ports is {low}-{high}")])
                 if not await self._take(PORT_PREFIX + str(wanted), owner, dry_run):
-                    raise errors.invalid_object("Service", "", [errors.invalid(
+                    raise errors.invalid_object("Service", owner.split("/")[-1], [errors.invalid(
                         f"spec.ports[{i}].nodePort", wanted, "provided port is already allocated")])
                 taken.append(PORT_PREFIX + str(wanted))
                 continue
@@ -203,5 +207,5 @@ def _is_ip(value: Any) -> bool:
     return True
 
 
-def _ip_error(value: str, detail: str) -> errors.APIError:
-    return errors.invalid_object("Service", "", [errors.invalid("spec.clusterIPs", [value], detail)])
+def _ip_error(owner: str, value: str, detail: str) -> errors.APIError:
+    return errors.invalid_object("Service", owner.split("/")[-1], [errors.invalid("spec.clusterIPs", [value], detail)])

@@ -117,7 +117,12 @@ class Resources:
         allocating what it needs first (a Service's cluster IP and node ports) and releasing that if the
         object cannot be stored."""
         meta = obj["metadata"]
-        taken = await self.allocator.on_create(obj, dry_run=opts.dry_run) if kind is SERVICES else []
+        taken: list[str] = []
+        if kind is SERVICES:
+            # An existing Service holds its addresses: say AlreadyExists, not "IP already allocated".
+            if not generated and await self.store.get(kind.key(meta.get("namespace"), meta["name"])) is not None:
+                raise errors.already_exists(kind.plural, meta["name"], kind.group)
+            taken = await self.allocator.on_create(obj, dry_run=opts.dry_run)
         try:
             for _ in range(_MAX_RETRIES):
                 if opts.dry_run:
