@@ -404,12 +404,6 @@ class NodeAgent:
             self._dirty.set()
             self._on_pod_cidr(cidr)
 
-    async def wait_pod_cidr(self) -> str:
-        while not self._pod_cidr:
-            await self._dirty.wait()
-            self._dirty.clear()
-        return self._pod_cidr
-
     # --- status ------------------------------------------------------------------------------------
 
     async def _refresh_runtime(self) -> None:

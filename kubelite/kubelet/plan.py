@@ -42,9 +42,10 @@ KEEP_INIT_INSTANCES = 1
 
 @dataclass(frozen=True)
 class Kill:
+    """A running container to stop, and why (the message of its ``Killing`` event)."""
+
     container_id: str
     name: str
-    reason: str
     message: str
 
 
@@ -155,18 +156,18 @@ def plan_pod(pod: Obj, state: PodRuntimeState, *, liveness_failed: Collection[st
             continue
         restart = policy != "Never"
         if latest.hash and latest.hash != container_hash(ctr):
-            reason, message, restart = "Killing", f"Container {name} definition changed", True
+            message, restart = f"Container {name} definition changed", True
         elif latest.id in liveness_failed:
-            reason, message = "Unhealthy", f"Container {name} failed liveness probe"
+            message = f"Container {name} failed liveness probe"
         elif latest.id in startup_failed:
-            reason, message = "Unhealthy", f"Container {name} failed startup probe"
+            message = f"Container {name} failed startup probe"
         else:
             keep += 1
             continue
         if restart:
             message += ", will be restarted"
             actions.start.append(ctr)
-        actions.kill.append(Kill(latest.id, name, reason, message))
+        actions.kill.append(Kill(latest.id, name, message))
     if keep == 0 and not actions.start and not meta.is_being_deleted(pod):
         actions.kill_pod = _has_live_parts(state)
     _collect_garbage(pod, state, actions)

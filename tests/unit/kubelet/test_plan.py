@@ -72,10 +72,10 @@ def test_a_created_but_never_started_container_is_replaced() -> None:
 def test_liveness_failure_kills_and_restarts() -> None:
     st = state(running("app", "c1"))
     a = plan_pod(pod(APP), st, liveness_failed={"c1"})
-    assert a.kill == [Kill("c1", "app", "Unhealthy", "Container app failed liveness probe, will be restarted")]
+    assert a.kill == [Kill("c1", "app", "Container app failed liveness probe, will be restarted")]
     assert names(a.start) == ["app"]
     a = plan_pod(pod(APP, policy="Never"), st, liveness_failed={"c1"})
-    assert a.kill == [Kill("c1", "app", "Unhealthy", "Container app failed liveness probe")] and not a.start
+    assert a.kill == [Kill("c1", "app", "Container app failed liveness probe")] and not a.start
 
 
 def test_startup_failure_kills_and_restarts() -> None:
@@ -86,7 +86,7 @@ def test_startup_failure_kills_and_restarts() -> None:
 def test_a_changed_spec_restarts_the_container() -> None:
     old = {"name": "app", "image": "busybox:1"}
     a = plan_pod(pod({"name": "app", "image": "busybox:2"}), state(running("app", "c1", spec=old)))
-    assert a.kill == [Kill("c1", "app", "Killing", "Container app definition changed, will be restarted")]
+    assert a.kill == [Kill("c1", "app", "Container app definition changed, will be restarted")]
     assert names(a.start) == ["app"]
 
 
