@@ -18,7 +18,8 @@ A sync (the kubelet's ``SyncPod``):
 A pod whose phase became Succeeded or Failed is finished: its sandbox is stopped, its volumes removed, its
 probes stopped; its exited containers stay (for their logs) until the pod object goes.
 
-Termination, once the pod has a ``deletionTimestamp`` or is gone from the API: every running container gets
+Termination, once the pod has a ``deletionTimestamp`` or is gone from the API (a sync in progress, such as a
+long image pull, is cancelled for it): every running container gets
 its ``preStop`` hook and then ``StopContainer`` (SIGTERM, SIGKILL after what is left of the grace period,
 at least 2 s), the sandbox is stopped, the final (terminal) status is written, and the pod object is
 deleted with ``gracePeriodSeconds=0`` and a uid precondition — the API server keeps a bound pod until its
@@ -127,6 +128,7 @@ class PodWorker:
         self._cleaned = False
         self._network_warned = False
         self._pod_ips: tuple[str, ...] = ()
+        self._sync_task: asyncio.Task[None] | None = None
 
     # --- inputs ------------------------------------------------------------------------------------
 
@@ -137,6 +139,8 @@ class PodWorker:
     def update(self, pod: Obj) -> None:
         self._pod = pod
         self._wake.set()
+        if meta.is_being_deleted(pod):
+            self._interrupt()
 
     def refresh(self, pod: Obj) -> None:
         """A newer copy of the pod that needs no sync (its status changed)."""
@@ -148,6 +152,13 @@ class PodWorker:
             self._pod = pod
         self._removed = True
         self._wake.set()
+        self._interrupt()
+
+    def _interrupt(self) -> None:
+        """Stop a sync in progress (a long image pull, say) so that termination starts at once; what it left
+        half done is found by label and removed by the termination."""
+        if self._sync_task is not None:
+            self._sync_task.cancel()
 
     def wake(self) -> None:
         self._wake.set()
@@ -181,10 +192,23 @@ class PodWorker:
                     if await self._terminate():
                         return
                 else:
-                    await self._sync()
+                    await self._interruptible_sync()
             except (RuntimeServiceError, ApiException, TransportError, OSError) as e:
                 log.warning("syncing pod %s failed: %s", meta.key(self._pod), e)
                 self._retry_in(RETRY_SECONDS)
+
+    async def _interruptible_sync(self) -> None:
+        task = asyncio.create_task(self._sync())
+        self._sync_task = task
+        try:
+            await asyncio.wait([task])  # returns (without raising) when `_interrupt` cancelled it
+        finally:
+            self._sync_task = None
+            if not task.done():  # we are being cancelled ourselves
+                task.cancel()
+                await asyncio.wait([task])
+        if not task.cancelled() and (error := task.exception()) is not None:
+            raise error
 
     def _retry_in(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()

@@ -701,3 +701,18 @@ async def test_a_container_that_cannot_start_backs_off(node: NodeUnderTest) -> N
     assert attempts <= 4  # 0.4 s, 0.8 s apart at least: not one per relist
     messages = [e["message"] for e in await events_of(client, "nostart")]
     assert 'Error: exec: "nonexistent": executable file not found in $PATH' in messages
+
+
+async def test_deletion_interrupts_a_long_image_pull(node: NodeUnderTest) -> None:
+    client, fake = node.client, node.fake
+    fake.pull_delay = 30
+    await client.create(PODS, pod_manifest("slowpull", containers=[{"name": "app", "image": "registry.test/big:1"}]))
+
+    async def pulling() -> bool:
+        return "PullImage" in fake.calls
+    await eventually(pulling, "the pull starts")
+    await client.delete(PODS, "slowpull", "default")
+
+    async def gone() -> bool:
+        return await get_pod(client, "slowpull") is None and not fake.sandboxes
+    await eventually(gone, "the pod is removed without waiting for the pull", timeout=5)
