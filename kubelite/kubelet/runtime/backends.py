@@ -218,6 +218,7 @@ class RuncBackend:
             host_devices=host_devices() if sec.privileged else (),
             memory_swap=self.memory_swap,
             nofile=self.nofile,
+            min_oom_score_adj=_own_oom_score_adj(),
         )
         _ensure_dir_in_root(root, spec["process"]["cwd"])
         (d / "config.json").write_text(json.dumps(spec, indent=1))
@@ -346,3 +347,16 @@ def _ensure_dir_in_root(root: Path, path: str) -> None:
         with contextlib.suppress(OSError):
             target.mkdir(parents=True, exist_ok=True)
 
+
+
+def _own_oom_score_adj() -> int:
+    """The lowest oom_score_adj a container may get: anything with CAP_SYS_RESOURCE, else no lower than this
+    process's own (as containerd's restrict_oom_score_adj)."""
+    try:
+        status = open("/proc/self/status").read()
+        cap_eff = int(next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff:")), 16)
+        if cap_eff & (1 << 24):  # CAP_SYS_RESOURCE
+            return -1000
+        return int(open("/proc/self/oom_score_adj").read().strip())
+    except (OSError, ValueError, StopIteration):
+        return 0

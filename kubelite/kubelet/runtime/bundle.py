@@ -462,6 +462,7 @@ def build_spec(
     host_devices: Sequence[HostDevice] = (),
     memory_swap: bool = False,
     nofile: int = NOFILE,
+    min_oom_score_adj: int = -1000,
 ) -> dict[str, Any]:
     """The OCI spec of a container whose bundle holds the root filesystem in ``rootfs``.
 
@@ -489,7 +490,9 @@ def build_spec(
         "noNewPrivileges": sec.no_new_privs,
     }
     if container.resources.oom_score_adj is not None:
-        process["oomScoreAdj"] = container.resources.oom_score_adj
+        # containerd's restrict_oom_score_adj: without CAP_SYS_RESOURCE a process may not go below its own
+        # score, and runc fails outright when asked to (Guaranteed pods ask for -997).
+        process["oomScoreAdj"] = max(container.resources.oom_score_adj, min_oom_score_adj)
     namespaces = _namespaces(sandbox)
     linux: dict[str, Any] = {
         "namespaces": namespaces,
