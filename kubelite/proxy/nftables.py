@@ -219,7 +219,7 @@ def skeleton(cfg: RenderConfig) -> list[str]:
         f"add rule {t} {MASQUERADING_CHAIN} mark set mark xor {cfg.mark}",
         f"add rule {t} {MASQUERADING_CHAIN} masquerade fully-random",
         f'add set {t} {CLUSTER_IPS} {{ type {cfg.addr_type} ; comment "Active ClusterIPs" ; }}',
-        f"add rule {t} {CLUSTER_IPS_CHECK_CHAIN} {ip} daddr @{CLUSTER_IPS} reject",
+        f"add rule {t} {CLUSTER_IPS_CHECK_CHAIN} {ip} daddr @{CLUSTER_IPS} goto {REJECT_CHAIN}",
         f"add map {t} {NO_ENDPOINT_SERVICES} {{ type {cfg.addr_type} . inet_proto . inet_service : verdict ; "
         f'comment "Services with no usable endpoints" ; }}',
         f"add map {t} {NO_ENDPOINT_NODEPORTS} {{ type inet_proto . inet_service : verdict ; "

@@ -3,7 +3,8 @@ process and copied to an endpoint, as kube-proxy's old userspace mode did.
 
 For every TCP or UDP Service port (SCTP is left out, with a warning) it listens
 - on the ClusterIP itself: the ClusterIPs are added to a dummy interface ``kubelite-svc`` (as kube-proxy's
-  IPVS mode does with ``kube-ipvs0``), so that traffic to them is delivered to this node, pods' included;
+  IPVS mode does with ``kube-ipvs0``; an empty bridge where the kernel has no dummy driver), so that
+  traffic to them is delivered to this node, pods' included;
 - on the NodePort, on the node's addresses (``node_ips``; all addresses when none are given);
 - on external IPs (only where the address is local to the node).
 
@@ -332,9 +333,7 @@ class UserspaceProxier:
             async with AsyncIPRoute(netns=self.config.netns) if self.config.netns else AsyncIPRoute() as ipr:
                 found = await ipr.link_lookup(ifname=self.interface)
                 if not found:
-                    await ipr.link("add", ifname=self.interface, kind="dummy")
-                    found = await ipr.link_lookup(ifname=self.interface)
-                    await ipr.link("set", index=found[0], state="up")
+                    found = await self._make_interface(ipr)
                 index = found[0]
                 for ip in sorted(wanted - self.cluster_ips):
                     with contextlib.suppress(Exception):  # already there (a previous run)
@@ -347,6 +346,18 @@ class UserspaceProxier:
                         self.interface, e)
             return
         self.cluster_ips = set(wanted)
+
+    async def _make_interface(self, ipr: AsyncIPRoute) -> list[int]:
+        """A dummy interface; where the kernel has no dummy driver, an empty bridge does the same job (its
+        addresses are local, and nothing is attached to it)."""
+        try:
+            await ipr.link("add", ifname=self.interface, kind="dummy")
+        except Exception as e:  # NetlinkError: EOPNOTSUPP without the dummy module
+            log.info("userspace proxy: no dummy interfaces here (%s); using an empty bridge", e)
+            await ipr.link("add", ifname=self.interface, kind="bridge")
+        found: list[int] = await ipr.link_lookup(ifname=self.interface)
+        await ipr.link("set", index=found[0], state="up")
+        return found
 
     async def cleanup(self) -> None:
         """Remove the dummy interface (and with it every ClusterIP on it)."""
