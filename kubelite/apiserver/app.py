@@ -153,7 +153,7 @@ async def bootstrap(resources: Resources) -> None:
 def build_app(store: Store, *, authenticator: RequestAuthenticator | None = None,
               authorizer: Authorizer | None = None, service_cidr: str = "10.96.0.0/12",
               node_port_range: tuple[int, int] = (30000, 32767),
-              kubelet_client_ssl: ssl.SSLContext | None = None) -> web.Application:
+              kubelet_client_ssl: ssl.SSLContext | None = None, ca_pem: bytes = b"") -> web.Application:
     """The API server application over ``store``. Without an authenticator every request is anonymous
     admin (in-process tests only); the real server always passes one."""
     middlewares: list[Any] = [access_middleware, status_middleware]
@@ -192,6 +192,12 @@ def build_app(store: Store, *, authenticator: RequestAuthenticator | None = None
     for path in ("/healthz", "/livez", "/readyz"):
         app.router.add_get(path, _health)
         app.router.add_get(path + "/{check:.*}", _health)
+    if ca_pem:
+        async def cacerts(_request: web.Request) -> web.Response:
+            # Public, as k3s's: a joining agent checks it against the hash in its join token.
+            return web.Response(body=ca_pem, content_type="application/x-pem-file")
+
+        app.router.add_get("/cacerts", cacerts)
     discovery.add_routes(app)
     openapi.add_routes(app)
     RestHandler(resources, cache).add_routes(app)

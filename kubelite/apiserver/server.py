@@ -18,13 +18,14 @@ from typing import Any
 
 from aiohttp import web
 
+from kubelite.client.join import format_join_token
 from kubelite.client.kubeconfig import config_for_server
 from kubelite.client.rest import Client
 
 from .app import build_app
-from .auth.authn import Authenticator, StaticTokenAuthenticator, ensure_admin_token, token_file_path
+from .auth.authn import Authenticator, StaticTokenAuthenticator, ensure_admin_token, ensure_token, token_file_path
 from .auth.authz import AlwaysAllowAuthorizer, GroupAuthorizer, UnionAuthorizer
-from .certs import load_or_create_pki, ssl_server_context
+from .certs import load_or_create_pki, ssl_server_context, write_atomic
 from .handlers.proxy import kubelet_client_ssl_context
 from .kubeconfig_writer import write_admin_kubeconfig
 from .storage import open_store
@@ -100,11 +101,16 @@ async def run(config: ServerConfig, *, ready: asyncio.Event | None = None) -> No
     data_dir.mkdir(parents=True, exist_ok=True)
     pki = load_or_create_pki(data_dir, extra_sans=config.tls_sans, bind_address=config.bind_address)
     admin_token = ensure_admin_token(data_dir)
+    # What `kubelite agent --token` takes to join another node (k3s's server/node-token).
+    node_token = ensure_token(data_dir, "kubelite-node", "system:nodes")
+    write_atomic(data_dir / "node-token", (format_join_token(pki.ca_cert_pem, node_token) + "\n").encode(),
+                 mode=0o600)
     authenticator = Authenticator.standard([StaticTokenAuthenticator.from_csv(token_file_path(data_dir))])
     authorizer = UnionAuthorizer([GroupAuthorizer(), AlwaysAllowAuthorizer()])
     store = open_store(data_dir=str(data_dir), etcd_endpoints=config.etcd_endpoints or None)
     app = build_app(store, authenticator=authenticator, authorizer=authorizer, service_cidr=config.service_cidr,
-                    node_port_range=config.node_port_range, kubelet_client_ssl=kubelet_client_ssl_context(pki))
+                    node_port_range=config.node_port_range, kubelet_client_ssl=kubelet_client_ssl_context(pki),
+                    ca_pem=pki.ca_cert_pem)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     stop = asyncio.Event()

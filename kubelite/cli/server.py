@@ -9,14 +9,17 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 from kubelite.apiserver.kubeconfig_writer import default_data_dir, default_kubeconfig_path
 from kubelite.apiserver.server import Component, ServerConfig, run
+from kubelite.cli.agent import add_agent_flags, agent_config
 from kubelite.cli.session import kubeconfig_path
 from kubelite.client.kubeconfig import KubeconfigError, load_kubeconfig
 from kubelite.client.rest import Client
 from kubelite.controllers.context import ControllerOptions
 from kubelite.controllers.manager import run_controller_manager
+from kubelite.kubelet.agent import run_agent
 from kubelite.scheduler import run_scheduler
 
 
@@ -90,9 +93,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("server", help="run the control plane (API server, controllers, scheduler)")
     _add_common(p)
     p.add_argument("--disable-agent", action="store_true", help="do not run a node agent in this process")
+    add_agent_flags(p)
     p.add_argument("--scheduler-config", default=None, help="a KubeSchedulerConfiguration file (plugins, weights)")
     _add_controller_flags(p)
-    p.set_defaults(func=_server, components=("controller-manager", "scheduler"))
+    p.set_defaults(func=_server, components=("controller-manager", "scheduler", "agent"))
     a = sub.add_parser("apiserver", help="run the API server alone")
     _add_common(a)
     a.set_defaults(func=_server, components=())
@@ -151,8 +155,20 @@ def _server(args: argparse.Namespace) -> int:
 
 def _components(args: argparse.Namespace) -> list[Component]:
     """The control-plane roles `kubelite server` runs in its own process, as clients of its API server."""
-    roles = {"controller-manager": _controller_component, "scheduler": _scheduler_component}
-    return [roles[name](args) for name in args.components]
+    roles = {"controller-manager": _controller_component, "scheduler": _scheduler_component,
+             "agent": _agent_component}
+    names = [n for n in args.components if not (n == "agent" and args.disable_agent)]
+    return [roles[name](args) for name in names]
+
+
+def _agent_component(args: argparse.Namespace) -> Component:
+    data_dir = os.path.abspath(args.data_dir or default_data_dir())
+
+    async def agent(client: Client, stop: asyncio.Event) -> None:
+        ca_pem = (Path(data_dir) / "tls" / "ca.crt").read_bytes()
+        await run_agent(client, agent_config(args, data_dir, ca_pem), stop)
+
+    return agent
 
 
 def _scheduler_component(args: argparse.Namespace) -> Component:

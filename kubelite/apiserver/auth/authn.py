@@ -53,7 +53,7 @@ ANONYMOUS_USER = "system:anonymous"
 CREDENTIAL_ID_KEY = "authentication.kubernetes.io/credential-id"
 ADMIN_USER = "admin"
 TOKEN_FILE = "tokens.csv"
-PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version", "/cacerts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,14 +270,20 @@ def ensure_admin_token(data_dir: str | os.PathLike[str]) -> str:
     The admin is the user ``admin`` in group ``system:masters``; its token is 32 random bytes,
     URL-safe. Other rows of the file are kept. The file is written atomically with mode 0600.
     """
+    return ensure_token(data_dir, ADMIN_USER, SYSTEM_MASTERS)
+
+
+def ensure_token(data_dir: str | os.PathLike[str], user_name: str, groups: str) -> str:
+    """The bearer token of ``user_name`` in ``<data_dir>/tokens.csv``, created (with ``groups``, a
+    comma-separated list) on first use; see `ensure_admin_token`."""
     path = token_file_path(data_dir)
     existing = read_token_file(path) if path.exists() else {}
     for token, user in existing.items():
-        if user.name == ADMIN_USER:
+        if user.name == user_name:
             return token
     token = secrets.token_urlsafe(32)
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow([token, ADMIN_USER, str(uuid.uuid4()), SYSTEM_MASTERS])
+    csv.writer(buffer, lineterminator="\n").writerow([token, user_name, str(uuid.uuid4()), groups])
     previous = path.read_text(encoding="utf-8") if path.exists() else ""
     if previous and not previous.endswith("\n"):
         previous += "\n"
