@@ -6,7 +6,8 @@ nothing touches the machine's own namespace:
 - a *node* with a bridge ``kbr0`` (10.244.0.1/24) where the proxy runs, ``nft`` inside it;
 - three *pods* p1..p3 on the bridge (10.244.0.2-4), each running a TCP server on 8080 that answers its
   own name, and a *client* pod (10.244.0.5) with no server;
-- an *outside* host on a second link (192.168.77.2, the node being 192.168.77.1), for NodePorts.
+- an *outside* host on a second link (192.168.77.2, the node being 192.168.77.1), for NodePorts; the node's
+  default route leads there, as a real node's uplink does.
 
 Services and EndpointSlices are created in the in-process API server (no controllers run: the tests
 write the slices themselves), and the proxy runs against it as in a node agent.
@@ -53,6 +54,20 @@ CLIENT_IP = "10.244.0.5"
 NODE_IP = "192.168.77.1"
 OUTSIDE_IP = "192.168.77.2"
 PORT = 8080
+
+UDP_PROBE = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.send(b"?")
+try:
+    print(s.recv(100).decode())
+except ConnectionRefusedError:
+    print("!refused")
+except TimeoutError:
+    print("!timeout")
+"""
 
 PROBE = r"""
 import json, socket, sys
@@ -197,8 +212,6 @@ async def lab(kclient: Client) -> AsyncIterator[Lab]:
         ip("-n", node.name, "link", "add", "kbr0", "type", "bridge")
         ip("-n", node.name, "addr", "add", "10.244.0.1/24", "dev", "kbr0")
         ip("-n", node.name, "link", "set", "kbr0", "up")
-        # A node has a route for the Service range (its default route, usually); this one has no other.
-        ip("-n", node.name, "route", "add", "10.96.0.0/12", "dev", "kbr0")
         sysctl(node, "net.ipv4.ip_forward", "1")
         # Pods on one bridge reach each other's replies through the node's conntrack only with this on.
         sysctl(node, "net.bridge.bridge-nf-call-iptables", "1")
@@ -207,6 +220,8 @@ async def lab(kclient: Client) -> AsyncIterator[Lab]:
             await stack.enter_async_context(tcp_server_in_netns(pods[name], PORT, name))
         await _veth(node, "vcl", client, f"{CLIENT_IP}/24", bridge="kbr0", gateway="10.244.0.1")
         await _veth(node, "vout", outside, f"{OUTSIDE_IP}/24", node_address=f"{NODE_IP}/24")
+        # The node's default route leads outside, as a real node's uplink does (ClusterIPs have no other route).
+        ip("-n", node.name, "route", "add", "default", "via", OUTSIDE_IP)
         lab = Lab(node, outside, client, pods, kclient, stack)
         try:
             yield lab
@@ -262,7 +277,8 @@ async def test_endpoints_follow_readiness_changes(lab: Lab) -> None:
 
 
 async def test_a_service_without_endpoints_refuses_at_once(lab: Lab) -> None:
-    empty = await lab.service("empty", type="NodePort")
+    empty = await lab.service("empty", type="NodePort", ports=[{"name": "tcp", "port": 80, "targetPort": PORT},
+                                                              {"name": "udp", "port": 80, "protocol": "UDP"}])
     await lab.endpoints("empty", {})
     web = await lab.service("web")
     await lab.endpoints("web", {"p1": True})
@@ -272,6 +288,9 @@ async def test_a_service_without_endpoints_refuses_at_once(lab: Lab) -> None:
     assert await probe(lab.client, empty["spec"]["clusterIP"], 80, 3) == ["!refused"] * 3
     assert await probe(lab.node, empty["spec"]["clusterIP"], 80) == ["!refused"]
     assert await probe(lab.outside, NODE_IP, empty["spec"]["ports"][0]["nodePort"]) == ["!refused"]
+    # UDP gets ICMP port unreachable
+    udp = run_in_netns(lab.client, [sys.executable, "-c", UDP_PROBE, empty["spec"]["clusterIP"], "80"])
+    assert udp.stdout.strip() == "!refused", udp.stderr
     # a ClusterIP on a port no Service has is refused too
     assert await probe(lab.client, web["spec"]["clusterIP"], 81) == ["!refused"]
 
