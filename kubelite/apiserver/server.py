@@ -36,6 +36,8 @@ log = logging.getLogger("kubelite.apiserver")
 # How often, and how much history, the server compacts on etcd (Kubernetes compacts every 5 minutes).
 COMPACT_INTERVAL = 300.0
 COMPACT_KEEP_REVISIONS = 10_000
+# How long in-process components get to stop on their own before they are cancelled.
+COMPONENT_STOP_TIMEOUT = 10.0
 
 
 @dataclass
@@ -91,7 +93,10 @@ async def _serve_components(config: ServerConfig, url: str, ca_pem: bytes, token
             if t is not stopper and t.exception() is not None:
                 log.critical("component %s failed, stopping the server", t.get_name(), exc_info=t.exception())
         stop.set()
-        for t in [*tasks, stopper]:
+        stopper.cancel()
+        # Let the components end on their own first (release their Leases, finish the kubelet's work).
+        _, pending = await asyncio.wait(tasks, timeout=COMPONENT_STOP_TIMEOUT)
+        for t in pending:
             t.cancel()
         await asyncio.gather(*tasks, stopper, return_exceptions=True)
 
