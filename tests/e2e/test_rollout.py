@@ -35,7 +35,7 @@ def sim() -> Iterator[Cluster]:
         stack.callback(shutil.rmtree, tmp, True)
         cluster = start_server(tmp, *SERVER_FLAGS)
         stack.callback(stop_server, cluster)
-        log = open(tmp / "simulate.log", "wb")  # noqa: SIM115
+        log = open(tmp / "simulate.log", "wb")
         stack.callback(log.close)
         proc = subprocess.Popen(
             [sys.executable, "-m", "kubelite.cli.main", "simulate", "--nodes", "3", "--cpu", "4", "--memory", "8Gi",
@@ -78,7 +78,8 @@ def _deployment(name: str, replicas: int, image: str = "busybox:1.36", **strateg
     return json.dumps({
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                 "strategy": {"type": "RollingUpdate", "rollingUpdate": strategy or {"maxSurge": 1, "maxUnavailable": 0}},
+                 "strategy": {"type": "RollingUpdate",
+                              "rollingUpdate": strategy or {"maxSurge": 1, "maxUnavailable": 0}},
                  "template": {"metadata": {"labels": {"app": name}},
                               "spec": {"containers": [{"name": "app", "image": image,
                                                        "resources": {"requests": {"cpu": "100m"}}}]}}}})
@@ -165,13 +166,13 @@ def test_pod_that_fits_nowhere_says_why(sim: Cluster) -> None:
     described = sim.kubectl("describe", "pod", "huge").stdout
     assert "FailedScheduling" in described and "0/3 nodes are available: 3 Insufficient cpu." in described
     got = sim.kubectl_json("get", "pod", "huge")
-    cond = [c for c in got["status"]["conditions"] if c["type"] == "PodScheduled"][0]
+    cond = next(c for c in got["status"]["conditions"] if c["type"] == "PodScheduled")
     assert cond["status"] == "False" and cond["reason"] == "Unschedulable"
     sim.kubectl("delete", "pod", "huge", "--wait=false")
 
 
 def test_pods_leave_a_node_that_stops_heartbeating(sim: Cluster) -> None:
-    log = open(Path(sim.data_dir).parent / "dying.log", "wb")  # noqa: SIM115
+    log = open(Path(sim.data_dir).parent / "dying.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "kubelite.cli.main", "simulate", "--nodes", "1", "--name-prefix", "dying-",
          "--fail", "dying-0", "--fail-after", "12s", "--kubeconfig", sim.kubeconfig],
@@ -198,7 +199,7 @@ def test_pods_leave_a_node_that_stops_heartbeating(sim: Cluster) -> None:
 
         wait_for(moved, 60, "the pods to move off the dead node")
         node = sim.kubectl_json("get", "node", "dying-0")
-        ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"][0]
+        ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
         assert ready["status"] == "Unknown"
         assert any(t["key"] == "node.kubernetes.io/unreachable" for t in node["spec"].get("taints", []))
     finally:
