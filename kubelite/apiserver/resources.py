@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubelite.api import errors
+from kubelite.api import errors, qos
 from kubelite.api.registry import Kind, by_resource
 
 from . import codec
@@ -40,6 +40,7 @@ Obj = dict[str, Any]
 
 NAMESPACES = by_resource("", "v1", "namespaces")
 SERVICES = by_resource("", "v1", "services")
+PODS = by_resource("", "v1", "pods")
 PATCH_TYPES = {
     "application/json-patch+json": "json",
     "application/merge-patch+json": "merge",
@@ -156,6 +157,9 @@ class Resources:
             meta.pop("generation", None)
         if kind.has_status and kind.group == "apps":
             obj["status"] = {}
+        if kind is PODS:
+            # As Kubernetes' pod strategy: a new pod is Pending, with its QoS class, whatever the client sent.
+            obj["status"] = {"phase": "Pending", "qosClass": qos.pod_qos(obj)}
 
     async def _check_namespace_open(self, namespace: str) -> None:
         entry = self.cache.cache(NAMESPACES).entries.get(NAMESPACES.key(None, namespace))

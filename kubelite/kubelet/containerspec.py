@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubelite.api import meta
+from kubelite.api import meta, qos
 from kubelite.api.quantity import parse_quantity
-from kubelite.kubelet import qos
 from kubelite.kubelet.envvars import expand, expand_command, mapping_for
 from kubelite.proto import runtime_pb2 as pb
 

@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubelite.api import meta
+from kubelite.api import meta, qos
 from kubelite.api.registry import by_resource
 from kubelite.client.rest import ApiException, Client, TransportError, is_not_found
-from kubelite.kubelet import qos
 from kubelite.kubelet.podstate import ContainerInfo, PodRuntimeState, State
 
 log = logging.getLogger(__name__)

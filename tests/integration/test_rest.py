@@ -285,3 +285,16 @@ async def test_service_cluster_ips_and_node_ports(api: TestClient) -> None:
     r = await api.post(SVCS, json={**service("np3"),
                                    "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": port}]}})
     assert r.status == 201, await r.text()
+
+
+async def test_new_pods_are_pending_with_their_qos_class(api: TestClient) -> None:
+    pods = "/api/v1/namespaces/default/pods"
+    best = {"metadata": {"name": "best"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            "status": {"phase": "Running"}}
+    got = await (await api.post(pods, json=best)).json()
+    assert got["status"] == {"phase": "Pending", "qosClass": "BestEffort"}
+    limits = {"cpu": "100m", "memory": "64Mi"}
+    guaranteed = {"metadata": {"name": "guaranteed"}, "spec": {"containers": [
+        {"name": "c", "image": "busybox", "resources": {"limits": limits, "requests": limits}}]}}
+    got = await (await api.post(pods, json=guaranteed)).json()
+    assert got["status"]["qosClass"] == "Guaranteed"
