@@ -9,6 +9,8 @@ PYTEST_ARGS ?=
 .PHONY: up test deps debs venv lint bench clean
 
 up: deps
+	@# A busybox image made from this machine's /bin/busybox, so that pods run without a registry.
+	$(VENV)/bin/kubelite image busybox >/dev/null
 	$(VENV)/bin/kubelite server
 
 test: deps

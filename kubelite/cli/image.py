@@ -14,7 +14,9 @@ import asyncio
 import getpass
 import os
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TextIO
@@ -22,6 +24,7 @@ from typing import TextIO
 from kubelite.apiserver.kubeconfig_writer import default_data_dir
 from kubelite.cli.tabwriter import TabWriter
 from kubelite.kubelet.images import ImageError, ImageRecord, ImageStore, PullProgress, RegistryAuth
+from kubelite.kubelet.images.build import BusyboxMissing, busybox_image
 from kubelite.kubelet.paths import AgentPaths
 
 _BYTE_STATUSES = {"Pulling fs layer", "Resuming", "Downloading", "Download complete", "Already exists",
@@ -63,6 +66,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pull.add_argument("--platform", default=None, help="os/arch[/variant] to pull (default: this machine's)")
     pull.set_defaults(func=_pull)
 
+    bb = verbs.add_parser("busybox", parents=[common], help="build a busybox image from this machine's "
+                          "/bin/busybox (Debian busybox-static) and import it: pods can run without a registry")
+    bb.add_argument("--tag", default="docker.io/library/busybox:latest", metavar="NAME",
+                    help="the name to give it (default: busybox, i.e. docker.io/library/busybox:latest)")
+    bb.set_defaults(func=_busybox)
+
 
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
@@ -91,6 +100,17 @@ def _import(args: argparse.Namespace) -> int:
             for name_ in record.repo_tags or [record.id]:
                 print(f"Loaded image: {name_}")
     return status
+
+
+def _busybox(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="kubelite-busybox-") as tmp:
+        try:
+            tarball = busybox_image(Path(tmp) / "busybox.tar", name=args.tag)
+        except (BusyboxMissing, OSError, subprocess.CalledProcessError) as e:
+            print(f"kubelite: {e}", file=sys.stderr)
+            return 1
+        args.files = [str(tarball)]
+        return _import(args)
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -37,10 +37,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from kubelite.kubelet.images import build
+from kubelite.kubelet.images.build import BUSYBOX, OCI_INDEX, BusyboxMissing, oci_tarball, write_layout
 from kubelite.kubelet.images.manifest import Platform
 from tests.support.etcd import _die_with_parent, free_port
 
-BUSYBOX = Path("/bin/busybox")
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 DEFAULT_NAME = "kubelite.test/busybox:latest"
 APPLETS = ("sh", "ls", "cat", "echo", "sleep", "httpd", "wget", "nc", "env", "id", "hostname", "true",
@@ -53,20 +54,6 @@ OPAQUE_NEW_FILE = "opaque/from-layer2"
 LAYER2_FILE = "etc/layer2"
 INDEX_HTML = "var/www/index.html"
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-_LAYER_TYPES = {
-    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
-    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
-    "none": "application/vnd.oci.image.layer.v1.tar",
-}
-_MTIME = 1_700_000_000  # fixed, for reproducible digests
-_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-class BusyboxMissing(RuntimeError):
-    """/bin/busybox is missing (Debian package busybox-static)."""
 
 
 # -- building images -----------------------------------------------------------------------------------------
@@ -90,17 +77,6 @@ class LayoutImage:
         return self.config_digest
 
 
-@dataclass
-class _Entry:
-    """One tar entry of a layer: a file (data), directory, symlink (target) or hard link (link)."""
-
-    path: str
-    kind: str = "file"
-    data: bytes = b""
-    mode: int = 0o644
-    target: str = ""
-
-
 def build_busybox_image(dest_dir: Path, *, name: str = DEFAULT_NAME, compression: str = "gzip",
                         architecture: str | None = None, extra_files: dict[str, bytes] | None = None,
                         cmd: list[str] | None = None) -> Path:
@@ -110,79 +86,46 @@ def build_busybox_image(dest_dir: Path, *, name: str = DEFAULT_NAME, compression
     if not BUSYBOX.is_file():
         raise BusyboxMissing(f"{BUSYBOX} not found: install the Debian package busybox-static")
     base = [
-        _Entry("bin", "dir", mode=0o755),
-        _Entry("bin/busybox", data=BUSYBOX.read_bytes(), mode=0o755),
-        *(_Entry(f"bin/{applet}", "symlink", target="busybox") for applet in APPLETS),
-        _Entry("usr", "dir", mode=0o755),
-        _Entry("usr/bin", "dir", mode=0o755),
-        _Entry("usr/bin/env", "symlink", target="/bin/busybox"),
-        _Entry("etc", "dir", mode=0o755),
-        _Entry("etc/passwd", data=b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:"
+        build.TarEntry("bin", "dir", mode=0o755),
+        build.TarEntry("bin/busybox", data=BUSYBOX.read_bytes(), mode=0o755),
+        *(build.TarEntry(f"bin/{applet}", "symlink", target="busybox") for applet in APPLETS),
+        build.TarEntry("usr", "dir", mode=0o755),
+        build.TarEntry("usr/bin", "dir", mode=0o755),
+        build.TarEntry("usr/bin/env", "symlink", target="/bin/busybox"),
+        build.TarEntry("etc", "dir", mode=0o755),
+        build.TarEntry("etc/passwd", data=b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:"
                                   b"/bin/false\n"),
-        _Entry("etc/group", data=b"root:x:0:\nnogroup:x:65534:\n"),
-        _Entry(DELETED_BY_LAYER2, data=b"the second layer deletes this file\n"),
-        _Entry(OPAQUE_DIR, "dir", mode=0o755),
-        _Entry(OPAQUE_OLD_FILE, data=b"hidden by the second layer\n"),
-        _Entry("var", "dir", mode=0o755),
-        _Entry("var/www", "dir", mode=0o755),
-        _Entry(INDEX_HTML, data=b"hello from kubelite busybox\n"),
-        _Entry("root", "dir", mode=0o700),
-        _Entry("tmp", "dir", mode=0o1777),
-        *(_Entry(d, "dir", mode=0o755) for d in ("dev", "proc", "sys")),
+        build.TarEntry("etc/group", data=b"root:x:0:\nnogroup:x:65534:\n"),
+        build.TarEntry(DELETED_BY_LAYER2, data=b"the second layer deletes this file\n"),
+        build.TarEntry(OPAQUE_DIR, "dir", mode=0o755),
+        build.TarEntry(OPAQUE_OLD_FILE, data=b"hidden by the second layer\n"),
+        build.TarEntry("var", "dir", mode=0o755),
+        build.TarEntry("var/www", "dir", mode=0o755),
+        build.TarEntry(INDEX_HTML, data=b"hello from kubelite busybox\n"),
+        build.TarEntry("root", "dir", mode=0o700),
+        build.TarEntry("tmp", "dir", mode=0o1777),
+        *(build.TarEntry(d, "dir", mode=0o755) for d in ("dev", "proc", "sys")),
     ]
     top = [
-        _Entry("etc", "dir", mode=0o755),
-        _Entry(f"etc/.wh.{Path(DELETED_BY_LAYER2).name}"),
-        _Entry(LAYER2_FILE, data=b"second layer\n"),
-        _Entry(OPAQUE_DIR, "dir", mode=0o755),
-        _Entry(f"{OPAQUE_DIR}/.wh..wh..opq"),
-        _Entry(OPAQUE_NEW_FILE, data=b"from the second layer\n"),
-        *(_Entry(path, data=data) for path, data in sorted((extra_files or {}).items())),
+        build.TarEntry("etc", "dir", mode=0o755),
+        build.TarEntry(f"etc/.wh.{Path(DELETED_BY_LAYER2).name}"),
+        build.TarEntry(LAYER2_FILE, data=b"second layer\n"),
+        build.TarEntry(OPAQUE_DIR, "dir", mode=0o755),
+        build.TarEntry(f"{OPAQUE_DIR}/.wh..wh..opq"),
+        build.TarEntry(OPAQUE_NEW_FILE, data=b"from the second layer\n"),
+        *(build.TarEntry(path, data=data) for path, data in sorted((extra_files or {}).items())),
     ]
     config = {
-        "Env": [_PATH_ENV],
+        "Env": [build.PATH_ENV],
         "Cmd": cmd or ["sh"],
         "WorkingDir": "/",
         "Labels": {"org.opencontainers.image.title": "kubelite test busybox"},
         "ExposedPorts": {"80/tcp": {}},
     }
     tag_name = name.rsplit("/", 1)[-1].split(":")[0].split("@")[0]
-    return write_layout(dest_dir / f"{tag_name}-oci", [_tar(base), _tar(top)], config=config, name=name,
-                        compression=compression, architecture=architecture)
-
-
-def write_layout(layout: Path, layers: list[bytes], *, config: dict[str, Any], name: str,
-                 compression: str = "gzip", architecture: str | None = None) -> Path:
-    """An OCI image layout of one image from uncompressed layer tarballs."""
-    blobs = layout / "blobs" / "sha256"
-    blobs.mkdir(parents=True, exist_ok=True)
-    diff_ids, descriptors = [], []
-    for layer in layers:
-        diff_ids.append(_digest(layer))
-        blob = _compress(layer, compression)
-        descriptors.append({"mediaType": _LAYER_TYPES[compression], "digest": _write_blob(blobs, blob),
-                            "size": len(blob)})
-    arch = architecture or Platform.host().architecture
-    config_blob = _json({
-        "created": "2023-11-14T22:13:20Z",
-        "architecture": arch,
-        "os": "linux",
-        "config": config,
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": [{"created": "2023-11-14T22:13:20Z", "created_by": "tests/support/images.py"}
-                    for _ in layers],
-    })
-    manifest = _json({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": _write_blob(blobs, config_blob), "size": len(config_blob)},
-        "layers": descriptors,
-    })
-    entry = {"mediaType": OCI_MANIFEST, "digest": _write_blob(blobs, manifest), "size": len(manifest),
-             "platform": {"architecture": arch, "os": "linux"}, "annotations": _name_annotations(name)}
-    (layout / "oci-layout").write_bytes(_json({"imageLayoutVersion": "1.0.0"}))
-    (layout / "index.json").write_bytes(_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}))
-    return layout
+    return write_layout(dest_dir / f"{tag_name}-oci", [build.layer_tar(base), build.layer_tar(top)],
+                        config=config, name=name, compression=compression, architecture=architecture,
+                        created_by="tests/support/images.py")
 
 
 def image_index_layout(dest: Path, layouts: list[Path], *, name: str) -> Path:
@@ -196,11 +139,12 @@ def image_index_layout(dest: Path, layouts: list[Path], *, name: str) -> Path:
             shutil.copyfile(blob, blobs / blob.name)
         entry = json.loads((layout / "index.json").read_bytes())["manifests"][0]
         entries.append({k: v for k, v in entry.items() if k != "annotations"})
-    index = _json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
-    top = {"mediaType": OCI_INDEX, "digest": _write_blob(blobs, index), "size": len(index),
-           "annotations": _name_annotations(name)}
-    (dest / "oci-layout").write_bytes(_json({"imageLayoutVersion": "1.0.0"}))
-    (dest / "index.json").write_bytes(_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [top]}))
+    index = build.canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+    top = {"mediaType": OCI_INDEX, "digest": build.write_blob(blobs, index), "size": len(index),
+           "annotations": build.name_annotations(name)}
+    (dest / "oci-layout").write_bytes(build.canonical_json({"imageLayoutVersion": "1.0.0"}))
+    (dest / "index.json").write_bytes(build.canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                                            "manifests": [top]}))
     return dest
 
 
@@ -227,14 +171,6 @@ def layout_image(layout: Path, *, platform: Platform | None = None) -> LayoutIma
     )
 
 
-def oci_tarball(layout: Path, dest: Path) -> Path:
-    """The layout as a tarball (what ``docker save`` writes since Docker 25, without manifest.json)."""
-    with tarfile.open(dest, "w") as tar:
-        for path in sorted(layout.rglob("*")):
-            tar.add(path, arcname=str(path.relative_to(layout)), recursive=False, filter=_normalise)
-    return dest
-
-
 def docker_save_tarball(layout: Path, dest: Path, *, repo_tags: list[str] | None = None) -> Path:
     """The layout's image in the classic ``docker save`` format: ``manifest.json``, ``repositories``,
     ``<config hex>.json`` and an uncompressed ``<id>/layer.tar`` per layer."""
@@ -247,40 +183,21 @@ def docker_save_tarball(layout: Path, dest: Path, *, repo_tags: list[str] | None
         data = _decompress(_blob(layout, digest))
         files[f"{layer_id}/layer.tar"] = data
         files[f"{layer_id}/VERSION"] = b"1.0"
-        files[f"{layer_id}/json"] = _json({"id": layer_id})
+        files[f"{layer_id}/json"] = build.canonical_json({"id": layer_id})
         layer_paths.append(f"{layer_id}/layer.tar")
-    files["manifest.json"] = _json([{"Config": f"{_hex(image.config_digest)}.json", "RepoTags": tags,
+    files["manifest.json"] = build.canonical_json([{"Config": f"{_hex(image.config_digest)}.json", "RepoTags": tags,
                                      "Layers": layer_paths}])
     repositories: dict[str, dict[str, str]] = {}
     for tag in tags:
         repo, _, version = tag.rpartition(":")
         repositories.setdefault(repo, {})[version] = layer_paths[-1].split("/")[0]
-    files["repositories"] = _json(repositories)
+    files["repositories"] = build.canonical_json(repositories)
     with tarfile.open(dest, "w") as tar:
         for path, data in files.items():
             info = tarfile.TarInfo(path)
-            info.size, info.mtime, info.mode = len(data), _MTIME, 0o644
+            info.size, info.mtime, info.mode = len(data), build.MTIME, 0o644
             tar.addfile(info, io.BytesIO(data))
     return dest
-
-
-def _tar(entries: list[_Entry]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for entry in entries:
-            info = tarfile.TarInfo(entry.path)
-            info.mtime, info.mode, info.uid, info.gid = _MTIME, entry.mode, 0, 0
-            info.uname = info.gname = "root"
-            if entry.kind == "dir":
-                info.type = tarfile.DIRTYPE
-            elif entry.kind == "symlink":
-                info.type, info.linkname, info.mode = tarfile.SYMTYPE, entry.target, 0o777
-            elif entry.kind == "hardlink":
-                info.type, info.linkname = tarfile.LNKTYPE, entry.target
-            else:
-                info.size = len(entry.data)
-            tar.addfile(info, io.BytesIO(entry.data) if entry.kind == "file" else None)
-    return buffer.getvalue()
 
 
 def layer_tar(entries: list[tuple[str, str, bytes | str]]) -> bytes:
@@ -289,22 +206,12 @@ def layer_tar(entries: list[tuple[str, str, bytes | str]]) -> bytes:
     converted = []
     for path, kind, value in entries:
         if kind in ("symlink", "hardlink"):
-            converted.append(_Entry(path, kind, target=str(value)))
+            converted.append(build.TarEntry(path, kind, target=str(value)))
         elif kind == "dir":
-            converted.append(_Entry(path, "dir", mode=0o755))
+            converted.append(build.TarEntry(path, "dir", mode=0o755))
         else:
-            converted.append(_Entry(path, data=value if isinstance(value, bytes) else value.encode()))
-    return _tar(converted)
-
-
-def _compress(data: bytes, compression: str) -> bytes:
-    if compression == "gzip":
-        return gzip.compress(data, mtime=0)
-    if compression == "zstd":
-        import zstandard
-
-        return bytes(zstandard.ZstdCompressor().compress(data))
-    return data
+            converted.append(build.TarEntry(path, data=value if isinstance(value, bytes) else value.encode()))
+    return build.layer_tar(converted)
 
 
 def _decompress(data: bytes) -> bytes:
@@ -317,36 +224,12 @@ def _decompress(data: bytes) -> bytes:
     return data
 
 
-def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.mtime, info.uid, info.gid, info.uname, info.gname = _MTIME, 0, 0, "root", "root"
-    return info
-
-
-def _name_annotations(name: str) -> dict[str, str]:
-    tag = name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else "latest"
-    return {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": tag}
-
-
 def _familiar(name: str) -> str:
     return name.removeprefix("docker.io/library/").removeprefix("docker.io/")
 
 
-def _json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
-
-
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def _hex(digest: str) -> str:
     return digest.split(":", 1)[1]
-
-
-def _write_blob(blobs: Path, data: bytes) -> str:
-    digest = _digest(data)
-    (blobs / _hex(digest)).write_bytes(data)
-    return digest
 
 
 def _blob(layout: Path, digest: str) -> bytes:
@@ -571,3 +454,6 @@ class RegistryServer:
                 self._proc.kill()
             self._proc.wait()
             self._proc = None
+
+
+__all__ = ["BUSYBOX", "BusyboxMissing", "oci_tarball", "write_layout"]
