@@ -9,6 +9,11 @@ flow-controlled writes — asyncio's StreamReader/StreamWriter pair, plus what a
 
 Reads raise `ConnectionResetError` when the connection was lost with an error; a clean end of stream
 is ``b""`` from `read` and `IncompleteRead` from the exact reads. Only one coroutine reads at a time.
+
+Timeouts are deadlines rather than timers (a timer per read costs more than the rest of a small
+exchange): a read or drain given ``within=S`` that has to wait sets ``deadline`` to S seconds from then
+(without ``within`` the deadline set last by `wait_at_most` stands), and a sweeper calls `expire` now and
+then, which fails a read or drain still waiting past its deadline with `TimeoutError`.
 """
 
 from __future__ import annotations
@@ -29,15 +34,19 @@ class LimitExceeded(ValueError):
 
 
 class Channel(asyncio.Protocol):
-    """See the module docstring. ``on_open`` runs when the connection is made (the gateway starts the
-    connection's task there); ``on_end`` when the peer stops sending or the connection is lost (a pool
-    drops an idle connection the endpoint closed)."""
+    """See the module docstring. Hooks, each optional: ``on_open`` runs when the connection is made;
+    ``on_data`` after new bytes were added to the buffer (for callers that parse in the callback rather
+    than wait in a coroutine); ``on_end`` when the peer stops sending or the connection is lost (a pool
+    drops an idle connection the endpoint closed); ``on_timeout`` when the deadline passed with no read
+    or drain waiting (nothing else notices then)."""
 
     def __init__(self, *, limit: int = DEFAULT_LIMIT, on_open: Callable[[Channel], None] | None = None) -> None:
         self.limit = limit
         self.transport: asyncio.Transport | None = None
         self.on_open = on_open
+        self.on_data: Callable[[Channel], None] | None = None
         self.on_end: Callable[[Channel], None] | None = None
+        self.on_timeout: Callable[[Channel], None] | None = None
         self._buffer = bytearray()
         self._eof = False
         self._error: BaseException | None = None
@@ -47,6 +56,9 @@ class Channel(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
+        self._loop = asyncio.get_running_loop()
+        # Loop time after which a waiting read or drain fails with TimeoutError; 0 for never.
+        self.deadline = 0.0
 
     # --- protocol callbacks ----------------------------------------------------------------------------
 
@@ -63,6 +75,8 @@ class Channel(asyncio.Protocol):
         if not self._reading_paused and len(self._buffer) > self.limit and self.transport is not None:
             self._reading_paused = True
             self.transport.pause_reading()
+        if self.on_data is not None:
+            self.on_data(self)
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -114,6 +128,11 @@ class Channel(asyncio.Protocol):
         return self._eof and not self._buffer
 
     @property
+    def writing_paused(self) -> bool:
+        """The transport's write buffer is above its high-water mark (the peer reads slower than we write)."""
+        return self._writing_paused
+
+    @property
     def buffered(self) -> int:
         """Bytes received and not read yet."""
         return len(self._buffer)
@@ -128,9 +147,33 @@ class Channel(asyncio.Protocol):
     def extra(self, name: str) -> Any:
         return self.transport.get_extra_info(name) if self.transport is not None else None
 
+    # --- deadlines -------------------------------------------------------------------------------------
+
+    def wait_at_most(self, seconds: float) -> None:
+        """Reads and drains from now on may wait ``seconds`` (counted from now; 0 or less: forever)."""
+        self.deadline = self._loop.time() + seconds if seconds > 0 else 0.0
+
+    def expire(self, now: float) -> None:
+        """Fail what waits past the deadline (called by a sweeper)."""
+        if not self.deadline or now < self.deadline:
+            return
+        waiters = [w for w in (self._waiter, *self._drain_waiters) if w is not None and not w.done()]
+        for waiter in waiters:
+            waiter.set_exception(TimeoutError("timed out"))
+        self._drain_waiters.clear()
+        if not waiters and self.on_timeout is not None:
+            self.deadline = 0.0
+            self.on_timeout(self)
+
     # --- reading ---------------------------------------------------------------------------------------
 
-    async def read_until(self, separator: bytes, limit: int | None = None) -> bytes:
+    def find(self, separator: bytes) -> int:
+        """The length of the buffered bytes up to and including the first ``separator``; -1 when it has
+        not arrived."""
+        at = self._buffer.find(separator)
+        return at + len(separator) if at >= 0 else -1
+
+    async def read_until(self, separator: bytes, limit: int | None = None, *, within: float = 0.0) -> bytes:
         """Everything up to and including ``separator``. `IncompleteRead` (with what came) at end of
         stream, `LimitExceeded` when ``limit`` bytes arrived without it."""
         limit = self.limit if limit is None else limit
@@ -153,24 +196,24 @@ class Channel(asyncio.Protocol):
                 self._buffer.clear()
                 raise IncompleteRead(partial)
             start = max(0, len(self._buffer) - len(separator) + 1)
-            await self._wait()
+            await self._wait(within)
 
-    async def read(self, n: int) -> bytes:
+    async def read(self, n: int, *, within: float = 0.0) -> bytes:
         """Up to ``n`` bytes: what is buffered, else the next bytes to arrive; ``b""`` at end of stream."""
         if not self._buffer:
             while not self._buffer and not self._eof:
-                await self._wait()
+                await self._wait(within)
             if not self._buffer:
                 self._raise_error()
                 return b""
         return self.take(n)
 
-    async def read_exactly(self, n: int) -> bytes:
+    async def read_exactly(self, n: int, *, within: float = 0.0) -> bytes:
         while len(self._buffer) < n:
             if self._eof:
                 self._raise_error()
                 raise IncompleteRead(self.take(len(self._buffer)))
-            await self._wait()
+            await self._wait(within)
         return self.take(n)
 
     def take(self, n: int) -> bytes:
@@ -184,10 +227,12 @@ class Channel(asyncio.Protocol):
         self._resume()
         return data
 
-    async def _wait(self) -> None:
+    async def _wait(self, within: float) -> None:
+        if within > 0:
+            self.deadline = self._loop.time() + within
         if self._reading_paused:
             self._resume(force=True)
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter = self._loop.create_future()
         try:
             await waiter
         finally:
@@ -215,13 +260,15 @@ class Channel(asyncio.Protocol):
         assert self.transport is not None
         self.transport.write(data)
 
-    async def drain(self) -> None:
+    async def drain(self, *, within: float = 0.0) -> None:
         """Wait while the transport's write buffer is above its high-water mark; raises when the connection
         is lost."""
         if self.closed:
             raise ConnectionResetError("connection lost")
         if self._writing_paused:
-            waiter = asyncio.get_running_loop().create_future()
+            if within > 0:
+                self.deadline = self._loop.time() + within
+            waiter = self._loop.create_future()
             self._drain_waiters.append(waiter)
             await waiter
             if self.closed:

@@ -1,73 +1,80 @@
-"""The gateway: an HTTP/1.1 and HTTPS reverse proxy routing each request by the current `RouteTable`.
+"""The gateway: HTTP and HTTPS listeners that route each request by the current `RouteTable` and forward it.
 
-One task per client connection reads requests one after the other (keep-alive, pipelining), routes each
-by Host and path, and forwards it to an endpoint of the matched backend:
+Client connections are driven by callbacks, not by a task each: when a complete request head is in a
+connection's buffer it is parsed and routed at once (keep-alive and pipelining come for free: the next
+head is looked for when an exchange ends). Then:
 
-- the request goes out with the same method, target (origin form) and version, its hop-by-hop headers
-  replaced by X-Forwarded-* (`headers`); a small body with a Content-Length is read first (so a stale
-  pooled connection can be retried with it), any other body is streamed as it arrives, chunked or not;
-- endpoints are tried round-robin; one that refuses the connection (or does not accept it within
-  ``connect_timeout``) is skipped for the next one, up to ``max_tries``, and tried after the others for
-  ``fail_timeout``. A pooled connection that turns out dead before any byte of the response is retried on
-  a fresh connection when the method is idempotent; nothing else is ever sent twice;
-- the response is streamed back as it arrives — chunked bodies stay chunked, Server-Sent Events and
-  long polls pass with no delay — its head and the body bytes that came with it in one write;
-  interim 1xx responses are passed on (to HTTP/1.1 clients);
-- a 101 to an Upgrade request (WebSocket) turns both connections into a two-way tunnel;
-- the endpoint connection goes back to the pool when the exchange ended cleanly and the response was
-  not delimited by closing it.
+- the fast path, for the common exchange — a request without a body or with a small one already
+  received, not an upgrade, and an idle pooled connection to the first endpoint to try — writes the
+  request to that connection and waits for the answer in its data callback; a response that is complete
+  on arrival (no body, or a Content-Length body all there) goes to the client in one write and the
+  connection back to the pool, with no task, future or timer involved;
+- everything else runs the general path (`forward.Forwarder`) in one task for that request: connecting,
+  retries on other endpoints, streamed bodies both ways, 1xx, upgrades. A response whose head came on the
+  fast path but whose body is still arriving is finished there too, and so is the replay of an
+  idempotent request whose pooled connection turned out dead.
 
-Answers of its own, each with a plain-text body saying why: 400 (malformed request or path), 404 (no
-rule matches and no default backend), 431 (request head too large), 502 (no endpoint could be reached,
-or it broke the exchange), 503 (the backend has no ready endpoint, or its Service or port is missing),
-504 (the endpoint did not answer within ``read_timeout``).
+Answers of the gateway's own, each with a plain-text body saying why (`replies`): 400 (malformed request
+or path), 404 (no rule matches and no default backend), 431 (head too large), 502 (no endpoint could be
+reached, or it broke the exchange), 503 (the backend has no ready endpoint, its Service or port is
+missing, or no table is loaded yet), 504 (no answer within ``read_timeout``).
 
-`swap` installs a new table atomically: requests already routed keep their backend and finish; the
-next request on every connection uses the new table. `close` stops listening, closes idle client
-connections and gives requests in flight ``shutdown_grace`` seconds.
+Timeouts are deadlines on the connections (see `channel`), checked by one sweeper task. `swap` installs
+a new table atomically: requests already routed keep their backend and finish; the next request on every
+connection uses the new table. `close` stops listening, closes idle client connections and gives
+requests in flight ``shutdown_grace`` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
 
-from kubelite.proxy.ingress.channel import Channel, IncompleteRead, LimitExceeded
+from kubelite.proxy.ingress.channel import Channel
 from kubelite.proxy.ingress.config import IngressConfig
-from kubelite.proxy.ingress.headers import ClientInfo, TrustedProxies, client_response_headers, upstream_request_headers
+from kubelite.proxy.ingress.forward import IDEMPOTENT, Forwarder
+from kubelite.proxy.ingress.headers import ClientInfo, TrustedProxies, client_head, upstream_head
 from kubelite.proxy.ingress.http1 import (
-    COPY_SIZE,
     BadMessage,
     RequestHead,
     ResponseHead,
-    copy_chunked,
-    copy_length,
-    copy_until_eof,
     parse_request_head,
     parse_response_head,
     response_has_body,
-    serialize_head,
 )
 from kubelite.proxy.ingress.pool import UpstreamPool
+from kubelite.proxy.ingress.replies import error_response
 from kubelite.proxy.ingress.routes import Endpoint, Route, RouteTable, normalize_host, normalize_path
 from kubelite.proxy.ingress.tls import TLSStore
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-REASONS = {400: "Bad Request", 404: "Not Found", 408: "Request Timeout", 431: "Request Header Fields Too Large",
-           501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
-           505: "HTTP Version Not Supported"}
-SERVER = "kubelite-ingress"
-_SHOWN_PATH = 200  # how much of a request path an error body repeats
-_EXCHANGE_ERRORS = (IncompleteRead, ConnectionError, TimeoutError, BadMessage, LimitExceeded, OSError)
+_SHOWN = 200  # how much of a request's host or path an error body repeats
+_HEAD_END = b"\r\n\r\n"
 
 
-class _Stale(Exception):
-    """A reused connection was dead before the response began: the request may be sent again."""
+@dataclass(slots=True)
+class _Client:
+    """A client connection's state: who it is, and whether one of its requests is being answered."""
+
+    info: ClientInfo
+    busy: bool = False
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A fast-path exchange waiting for its response."""
+
+    channel: Channel
+    client: _Client
+    request: RequestHead
+    body: bytes
+    route: Route
+    endpoint: Endpoint
+    upstream: Channel
 
 
 class Gateway:
@@ -80,15 +87,17 @@ class Gateway:
         self.table: RouteTable | None = None
         self.pool = UpstreamPool(max_idle=config.upstream_keepalive, idle_timeout=config.upstream_keepalive_timeout,
                                  connect_timeout=config.connect_timeout, limit=config.max_head_size)
+        self.forwarder = Forwarder(config, self.pool)
         self.http_port: int | None = None
         self.https_port: int | None = None
         self._trusted = TrustedProxies(config.trusted_proxies)
         self._servers: list[asyncio.Server] = []
-        self._connections: dict[Channel, asyncio.Task[None]] = {}
-        self._busy: set[Channel] = set()
-        self._failed: dict[Endpoint, float] = {}
+        self._clients: dict[Channel, _Client] = {}
+        self._pending: dict[Channel, _Pending] = {}  # by endpoint connection
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._background: list[asyncio.Task[None]] = []
         self._closing = False
-        self._expiry: asyncio.Task[None] | None = None
+        self._drained = asyncio.Event()  # set, once closing, when no request is in flight
 
     # --- lifetime --------------------------------------------------------------------------------------
 
@@ -111,29 +120,36 @@ class Gateway:
         except BaseException:
             await self.close()
             raise
-        self._expiry = asyncio.create_task(self.pool.run_expiry(), name="ingress-pool-expiry")
+        self._background = [asyncio.create_task(self.pool.run_expiry(), name="ingress-pool-expiry"),
+                            asyncio.create_task(self._sweep(), name="ingress-deadlines")]
 
     async def close(self) -> None:
-        self._closing = True
+        self._closing = self.forwarder.closing = True
         for server in self._servers:
             server.close()
-        for channel in list(self._connections):
-            if channel not in self._busy:
+        for channel, client in list(self._clients.items()):
+            if not client.busy:
                 channel.close()
-        tasks = list(self._connections.values())
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self.config.shutdown_grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+        self._check_drained()
+        try:
+            await asyncio.wait_for(self._drained.wait(), self.config.shutdown_grace)
+        except TimeoutError:
+            log.warning("ingress: %d requests still in flight after %gs; cutting them off",
+                        sum(c.busy for c in self._clients.values()), self.config.shutdown_grace)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+        for channel in [*self._clients, *self._pending]:
+            channel.abort()
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
-        if self._expiry is not None:
-            self._expiry.cancel()
-            await asyncio.wait([self._expiry])
-            self._expiry = None
+        for task in self._background:
+            task.cancel()
+        if self._background:
+            await asyncio.wait(self._background)
+        self._background = []
         self.pool.close()
 
     async def __aenter__(self) -> Gateway:
@@ -148,14 +164,31 @@ class Gateway:
         self.table = table
         endpoints = table.endpoints()
         self.pool.prune(endpoints)
-        for endpoint in [e for e in self._failed if e not in endpoints]:
-            del self._failed[endpoint]
+        failed = self.forwarder.failed
+        for endpoint in [e for e in failed if e not in endpoints]:
+            del failed[endpoint]
+
+    def _check_drained(self) -> None:
+        if self._closing and not self._tasks and not any(c.busy for c in self._clients.values()):
+            self._drained.set()
 
     @property
     def active_connections(self) -> int:
-        return len(self._connections)
+        return len(self._clients)
 
-    # --- connections -----------------------------------------------------------------------------------
+    async def _sweep(self) -> None:
+        """Expire the deadlines of every connection now and then (see `channel`), until cancelled."""
+        cfg = self.config
+        shortest = min(cfg.read_timeout, cfg.client_header_timeout, cfg.client_body_timeout, cfg.keepalive_timeout)
+        tick = min(max(shortest / 4, 0.02), 1.0)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            for channel in [*self._clients, *self._pending, *self.forwarder.upstreams]:
+                channel.expire(now)
+
+    # --- client connections ----------------------------------------------------------------------------
 
     def _factory(self, scheme: str) -> Callable[[], Channel]:
         limit = self.config.max_head_size
@@ -169,321 +202,242 @@ class Gateway:
         if self._closing:
             channel.close()
             return
-        task = asyncio.get_running_loop().create_task(self._serve(channel, scheme))
-        self._connections[channel] = task
-        task.add_done_callback(lambda _: self._connections.pop(channel, None))
-
-    async def _serve(self, channel: Channel, scheme: str) -> None:
-        cfg = self.config
         address = channel.peer()[0]
         port = (self.http_port if scheme == "http" else self.https_port) or 0
-        client = ClientInfo(address, scheme, port, address in self._trusted)
-        timeout = cfg.client_header_timeout
-        try:
-            while not self._closing:
-                try:
-                    async with asyncio.timeout(timeout):
-                        raw = await channel.read_until(b"\r\n\r\n", cfg.max_head_size)
-                except LimitExceeded:
-                    await self._reply(channel, 431, f"the request head is larger than {cfg.max_head_size} bytes",
-                                      keep_alive=False)
-                    return
-                except (IncompleteRead, TimeoutError, ConnectionError):
-                    return
-                self._busy.add(channel)
-                try:
-                    keep_alive = await self._exchange(channel, raw, client)
-                finally:
-                    self._busy.discard(channel)
-                if not keep_alive:
-                    return
-                timeout = cfg.keepalive_timeout
-        except Exception:
-            log.exception("ingress: connection from %s failed", address)
-        finally:
+        self._clients[channel] = _Client(ClientInfo(address, scheme, port, address in self._trusted))
+        channel.on_data = self._on_client_data
+        channel.on_end = self._on_client_end
+        channel.on_timeout = self._on_client_idle
+        channel.wait_at_most(self.config.client_header_timeout)
+
+    def _on_client_end(self, channel: Channel) -> None:
+        client = self._clients.get(channel)
+        if channel.closed:
+            self._clients.pop(channel, None)
+            self._check_drained()
+        elif client is not None and not client.busy and not channel.buffered:
+            channel.close()  # the client is done sending and nothing is pending
+
+    def _on_client_idle(self, channel: Channel) -> None:
+        client = self._clients.get(channel)
+        if client is None or not client.busy:
             channel.close()
 
-    async def _exchange(self, channel: Channel, raw: bytes, client: ClientInfo) -> bool:
-        """Answer one request; whether the client connection may carry another."""
+    def _on_client_data(self, channel: Channel) -> None:
+        """Answer every complete request buffered on ``channel``, one at a time."""
+        client = self._clients.get(channel)
+        while client is not None and not client.busy:
+            size = channel.find(_HEAD_END)
+            if size < 0:
+                if channel.buffered > self.config.max_head_size:
+                    self._refuse_and_close(channel, 431, f"the request head is larger than "
+                                           f"{self.config.max_head_size} bytes")
+                elif channel.ended:
+                    channel.close()
+                return
+            if size > self.config.max_head_size:
+                self._refuse_and_close(channel, 431, f"the request head is larger than {self.config.max_head_size} "
+                                       "bytes")
+                return
+            raw = channel.take(size)
+            channel.deadline = 0.0  # a request is in: its exchange sets its own deadlines
+            self._dispatch(channel, client, raw)
+
+    def _dispatch(self, channel: Channel, client: _Client, raw: bytes) -> None:
         try:
             request = parse_request_head(raw)
         except BadMessage as e:
-            await self._reply(channel, e.status, str(e), keep_alive=False)
-            return False
+            self._refuse_and_close(channel, e.status, str(e))
+            return
+        route, status, message = self._route(request)
+        if route is None:
+            keep_alive = request.keep_alive and not request.has_body and not self._closing
+            self._write(channel, error_response(status, message, keep_alive=keep_alive,
+                                                head_only=request.method == "HEAD",
+                                                http10=request.version == "HTTP/1.0"))
+            if keep_alive:
+                channel.wait_at_most(self.config.keepalive_timeout)
+            else:
+                client.busy = True
+                channel.close()
+            return
+        client.busy = True
+        endpoints = self.forwarder.candidates(route)
+        if not self._try_fast(channel, client, request, route, endpoints[0]):
+            self._spawn(self._general(channel, client, request, route, endpoints=endpoints))
+
+    def _route(self, request: RequestHead) -> tuple[Route | None, int, str]:
+        """The route for ``request``, or why there is none: (None, status, message)."""
         path = normalize_path(request.path)
         if path is None:
-            return await self._refuse(channel, request, 400, f"bad request path {request.path[:_SHOWN_PATH]!r}")
-        host = normalize_host(request.host)
+            return None, 400, f"bad request path {request.path[:_SHOWN]!r}"
         table = self.table
         if table is None:
-            return await self._refuse(channel, request, 503, "the ingress gateway has not loaded its routes yet")
+            return None, 503, "the ingress gateway has not loaded its routes yet"
+        host = normalize_host(request.host)
         route = table.route(host, path)
         if route is None:
-            return await self._refuse(channel, request, 404, f'no Ingress rule matches host "{host[:_SHOWN_PATH]}" '
-                                      f'and path "{request.path[:_SHOWN_PATH]}"')
+            return None, 404, f'no Ingress rule matches host "{host[:_SHOWN]}" and path "{request.path[:_SHOWN]}"'
         if not route.backend.endpoints:
-            return await self._refuse(channel, request, 503, f"{route.backend.unavailable} (ingress {route.ingress})")
-        return await self._proxy(channel, request, route, client)
+            return None, 503, f"{route.backend.unavailable} (ingress {route.ingress})"
+        return route, 0, ""
 
-    # --- forwarding ------------------------------------------------------------------------------------
+    def _done(self, channel: Channel, client: _Client, keep_alive: bool) -> None:
+        """An exchange ended: close, or look for the next request."""
+        client.busy = False
+        if not keep_alive or self._closing or channel.closed:
+            channel.close()
+            self._check_drained()
+            return
+        channel.wait_at_most(self.config.keepalive_timeout)
+        self._on_client_data(channel)
 
-    async def _proxy(self, channel: Channel, request: RequestHead, route: Route, client: ClientInfo) -> bool:
-        cfg = self.config
-        headers = upstream_request_headers(request.headers, request.connection, client, host=request.host,
-                                           upgrade=request.upgrade, http10=request.version == "HTTP/1.0")
-        head = serialize_head(f"{request.method} {request.origin_target} {request.version}", headers)
-        body = b""
-        streamed = False
-        if request.has_body:
-            length = request.length or 0
-            if request.chunked or request.expect_continue or length > cfg.buffer_request_body:
-                streamed = True
-            else:
-                try:
-                    async with asyncio.timeout(cfg.client_body_timeout):
-                        body = await channel.read_exactly(length)
-                except (IncompleteRead, TimeoutError, ConnectionError):
-                    return False
-        replayable = not streamed and request.method in IDEMPOTENT
-        errors: list[str] = []
-        loop = asyncio.get_running_loop()
-        for endpoint in self._candidates(route)[:max(cfg.max_tries, 1)]:
-            fresh = False
-            while True:
-                try:
-                    if fresh:
-                        upstream, reused = await self.pool.connect(endpoint), False
-                    else:
-                        upstream, reused = await self.pool.acquire(endpoint)
-                except (OSError, TimeoutError) as e:
-                    self._failed[endpoint] = loop.time() + cfg.fail_timeout
-                    errors.append(f"{endpoint}: {_describe(e)}")
-                    log.info("ingress: %s (service %s) failed: %s; trying another endpoint", endpoint,
-                             route.backend.service, _describe(e))
-                    break
-                self._failed.pop(endpoint, None)
-                try:
-                    return await self._forward(channel, request, route, upstream, endpoint, head + body, streamed,
-                                               replay=reused and replayable)
-                except _Stale:
-                    fresh = True
-        return await self._refuse(channel, request, 502, f'could not connect to any endpoint of service '
-                                  f'"{route.backend.service}" port {route.backend.port} (ingress {route.ingress}): '
-                                  + "; ".join(errors))
+    def _refuse_and_close(self, channel: Channel, status: int, message: str) -> None:
+        client = self._clients.get(channel)
+        if client is not None:
+            client.busy = True
+        self._write(channel, error_response(status, message, keep_alive=False))
+        channel.close()
 
-    def _candidates(self, route: Route) -> list[Endpoint]:
-        endpoints = route.backend.rotation()
-        if self._failed:
-            now = asyncio.get_running_loop().time()
-            healthy = [e for e in endpoints if self._failed.get(e, 0.0) <= now]
-            if len(healthy) < len(endpoints):
-                endpoints = healthy + [e for e in endpoints if self._failed.get(e, 0.0) > now]
-        return endpoints
-
-    async def _forward(self, channel: Channel, request: RequestHead, route: Route, upstream: Channel,
-                       endpoint: Endpoint, head: bytes, streamed: bool, *, replay: bool) -> bool:
-        """One exchange with ``upstream``; whether the client connection may carry another request.
-        Raises `_Stale` (having closed ``upstream``) when ``replay`` and the connection was dead."""
-        cfg = self.config
-        sender: asyncio.Task[None] | None = None
+    @staticmethod
+    def _write(channel: Channel, data: bytes) -> bool:
         try:
-            upstream.write(head)
-            if streamed:
-                sender = asyncio.create_task(self._send_body(channel, upstream, request))
-            try:
-                async with asyncio.timeout(cfg.read_timeout):
-                    response = await self._response_head(upstream, channel, request)
-            except (IncompleteRead, ConnectionError) as e:
-                upstream.abort()
-                if replay and not _got_bytes(e):
-                    raise _Stale() from e
-                if channel.closed:
-                    return False
-                await self._reply(channel, 502, f"endpoint {endpoint} of service \"{route.backend.service}\" closed "
-                                  f"the connection without a complete response head (ingress {route.ingress})",
-                                  keep_alive=False)
-                return False
-            except TimeoutError:
-                upstream.abort()
-                await self._reply(channel, 504, f"endpoint {endpoint} of service \"{route.backend.service}\" did not "
-                                  f"answer within {cfg.read_timeout:g}s (ingress {route.ingress})", keep_alive=False)
-                return False
-            except (BadMessage, LimitExceeded) as e:
-                upstream.abort()
-                await self._reply(channel, 502, f"endpoint {endpoint} of service \"{route.backend.service}\" sent an "
-                                  f"invalid response: {e} (ingress {route.ingress})", keep_alive=False)
-                return False
-            if response.status == 101:
-                return await self._upgrade(channel, request, response, upstream)
-            keep_alive, reusable = await self._relay_response(channel, request, response, upstream)
-            if sender is not None:
-                if not sender.done():
-                    # The endpoint answered before taking the whole body: the rest of it would be read
-                    # as the next request.
-                    sender.cancel()
-                await asyncio.wait([sender])
-                if sender.cancelled() or sender.exception() is not None:
-                    keep_alive = reusable = False
-                sender = None
-            if reusable:
-                self.pool.release(endpoint, upstream)
-            else:
-                upstream.close()
-            return keep_alive
-        except _Stale:
-            raise
-        except _EXCHANGE_ERRORS:
-            upstream.abort()
-            return False
-        finally:
-            if sender is not None:
-                sender.cancel()
-                await asyncio.wait([sender])
-
-    async def _response_head(self, upstream: Channel, channel: Channel, request: RequestHead) -> ResponseHead:
-        """The final response head; 1xx interim ones are passed on to an HTTP/1.1 client."""
-        while True:
-            raw = await upstream.read_until(b"\r\n\r\n", self.config.max_head_size)
-            response = parse_response_head(raw)
-            if not 100 <= response.status < 200 or response.status == 101:
-                return response
-            if request.version == "HTTP/1.1":
-                channel.write(serialize_head(f"HTTP/1.1 {response.status} {response.reason}",
-                                             client_response_headers(response.headers, response.connection,
-                                                                     keep_alive=True, http10_client=False)))
-
-    async def _relay_response(self, channel: Channel, request: RequestHead, response: ResponseHead,
-                              upstream: Channel) -> tuple[bool, bool]:
-        """Send the response head and body to the client; (client keep-alive, endpoint reusable)."""
-        cfg = self.config
-        if not response_has_body(request.method, response.status):
-            framing = "none"
-        elif response.chunked:
-            framing = "chunked"
-        elif response.length is not None:
-            framing = "length"
-        else:
-            framing = "eof"
-        keep_alive = request.keep_alive and framing != "eof" and not self._closing
-        reusable = response.keep_alive and framing != "eof"
-        head = serialize_head(f"HTTP/1.1 {response.status} {response.reason}",
-                              client_response_headers(response.headers, response.connection, keep_alive=keep_alive,
-                                                      http10_client=request.version == "HTTP/1.0"))
-        if framing == "length":
-            length = response.length or 0
-            first = upstream.take(length) if upstream.buffered else b""
-            channel.write(head + first)
-            if length > len(first):
-                await copy_length(upstream, channel, length - len(first), cfg.read_timeout)
-            else:
-                await channel.drain()
-        else:
-            channel.write(head)
-            if framing == "chunked":
-                await copy_chunked(upstream, channel, cfg.read_timeout)
-            elif framing == "eof":
-                await copy_until_eof(upstream, channel, cfg.read_timeout)
-            else:
-                await channel.drain()
-        return keep_alive, reusable
-
-    async def _send_body(self, channel: Channel, upstream: Channel, request: RequestHead) -> None:
-        """Stream the request body to the endpoint; on failure the endpoint connection is aborted, so that
-        the exchange ends instead of waiting for a body that will not come."""
-        try:
-            if request.chunked:
-                await copy_chunked(channel, upstream, self.config.client_body_timeout)
-            else:
-                await copy_length(channel, upstream, request.length or 0, self.config.client_body_timeout)
-        except BaseException:
-            upstream.abort()
-            raise
-
-    async def _upgrade(self, channel: Channel, request: RequestHead, response: ResponseHead,
-                       upstream: Channel) -> bool:
-        if not request.upgrade:
-            upstream.abort()
-            await self._reply(channel, 502, "the endpoint switched protocols without being asked to",
-                              keep_alive=False)
-            return False
-        upgrade = next((v for n, v in response.headers if n.lower() == "upgrade"), request.upgrade)
-        channel.write(serialize_head(f"HTTP/1.1 101 {response.reason}",
-                                     client_response_headers(response.headers, response.connection,
-                                                             keep_alive=True, http10_client=False, upgrade=upgrade)))
-        await tunnel(channel, upstream, self.config.tunnel_timeout)
-        return False
-
-    # --- answers of our own ----------------------------------------------------------------------------
-
-    async def _refuse(self, channel: Channel, request: RequestHead, status: int, message: str) -> bool:
-        """Answer with an error; the connection stays only if no request body is left unread."""
-        keep_alive = request.keep_alive and not request.has_body and not self._closing
-        return await self._reply(channel, status, message, keep_alive=keep_alive,
-                                 head_only=request.method == "HEAD", http10=request.version == "HTTP/1.0")
-
-    async def _reply(self, channel: Channel, status: int, message: str, *, keep_alive: bool,
-                     head_only: bool = False, http10: bool = False) -> bool:
-        reason = REASONS.get(status, "Error")
-        body = f"{status} {reason}: {message}\n".encode(errors="replace")
-        headers = [("Server", SERVER), ("Date", email.utils.formatdate(usegmt=True)),
-                   ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
-                   ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")]
-        if not keep_alive:
-            headers.append(("Connection", "close"))
-        elif http10:
-            headers.append(("Connection", "keep-alive"))
-        try:
-            channel.write(serialize_head(f"HTTP/1.1 {status} {reason}", headers) + (b"" if head_only else body))
-            await channel.drain()
+            channel.write(data)
+            return True
         except ConnectionError:
             return False
-        return keep_alive
 
+    # --- the general path ------------------------------------------------------------------------------
 
-async def tunnel(a: Channel, b: Channel, idle: float) -> None:
-    """Copy bytes both ways until both directions ended (a half-close is passed on where the transport can),
-    either side fails, or nothing moved for ``idle`` seconds; then close both."""
-    loop = asyncio.get_running_loop()
-    last = [loop.time()]
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
 
-    async def pump(src: Channel, dst: Channel) -> None:
-        while data := await src.read(COPY_SIZE):
-            dst.write(data)
-            await dst.drain()
-            last[0] = loop.time()
-        if dst.transport is not None and dst.transport.can_write_eof():
-            dst.write_eof()
-        else:
-            dst.close()
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._check_drained()
 
-    tasks = {asyncio.create_task(pump(a, b)), asyncio.create_task(pump(b, a))}
-    pending = set(tasks)
-    try:
-        while pending:
-            done, pending = await asyncio.wait(pending, timeout=min(idle, 30.0), return_when=asyncio.FIRST_COMPLETED)
-            if any(not t.cancelled() and t.exception() is not None for t in done):
+    async def _general(self, channel: Channel, client: _Client, request: RequestHead, route: Route, *,
+                       body: bytes | None = None, endpoints: list[Endpoint] | None = None) -> None:
+        try:
+            keep_alive = await self.forwarder.proxy(channel, request, route, client.info, body=body,
+                                                    endpoints=endpoints)
+        except Exception:
+            log.exception("ingress: forwarding %s %s failed", request.method, request.target[:_SHOWN])
+            keep_alive = False
+        self._done(channel, client, keep_alive)
+
+    async def _finish(self, pending: _Pending, response: ResponseHead) -> None:
+        try:
+            keep_alive = await self.forwarder.finish(pending.channel, pending.request, response, pending.upstream,
+                                                     pending.endpoint)
+        except Exception:
+            log.exception("ingress: relaying a response to %s failed", pending.request.target[:_SHOWN])
+            keep_alive = False
+        self._done(pending.channel, pending.client, keep_alive)
+
+    # --- the fast path ---------------------------------------------------------------------------------
+
+    def _try_fast(self, channel: Channel, client: _Client, request: RequestHead, route: Route,
+                  endpoint: Endpoint) -> bool:
+        """Start the exchange with ``endpoint`` on the fast path if it qualifies (see the module docstring)."""
+        length = request.length or 0
+        if (request.upgrade or request.chunked or request.expect_continue or length > channel.buffered
+                or length > self.config.buffer_request_body or channel.writing_paused):
+            return False
+        upstream = self.pool.take(endpoint)
+        if upstream is None:
+            return False
+        body = channel.take(length) if length else b""
+        pending = _Pending(channel, client, request, body, route, endpoint, upstream)
+        self._pending[upstream] = pending
+        upstream.on_data = self._on_upstream_data
+        upstream.on_end = self._on_upstream_end
+        upstream.on_timeout = self._on_upstream_timeout
+        upstream.wait_at_most(self.config.read_timeout)
+        try:
+            upstream.write(upstream_head(request, client.info) + body)
+        except ConnectionError:
+            self._on_upstream_end(upstream)
+        return True
+
+    def _detach(self, upstream: Channel) -> _Pending | None:
+        pending = self._pending.pop(upstream, None)
+        upstream.on_data = upstream.on_end = upstream.on_timeout = None
+        upstream.deadline = 0.0
+        return pending
+
+    def _on_upstream_data(self, upstream: Channel) -> None:
+        pending = self._pending.get(upstream)
+        if pending is None:
+            return
+        request, channel = pending.request, pending.channel
+        while True:
+            size = upstream.find(_HEAD_END)
+            if size < 0:
+                if upstream.buffered > self.config.max_head_size:
+                    self._fail(pending, 502, "sent a response head larger than "
+                               f"{self.config.max_head_size} bytes")
+                return
+            try:
+                response = parse_response_head(upstream.take(size))
+            except BadMessage as e:
+                self._fail(pending, 502, f"sent an invalid response: {e}")
+                return
+            if response.status == 101 or not 100 <= response.status < 200:
                 break
-            if loop.time() - last[0] > idle:
-                break
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        a.close()
-        b.close()
+            if request.version == "HTTP/1.1":
+                self._write(channel, client_head(response, keep_alive=True, http10_client=False))
+        self._detach(upstream)
+        if response.status == 101:  # never asked for: upgrades take the general path
+            upstream.abort()
+            self._write(channel, error_response(502, "the endpoint switched protocols without being asked to",
+                                                keep_alive=False))
+            self._done(channel, pending.client, False)
+            return
+        has_body = response_has_body(request.method, response.status)
+        length = response.length
+        if has_body and (response.chunked or length is None or upstream.buffered < length):
+            self._spawn(self._finish(pending, response))
+            return
+        body = upstream.take(length) if has_body and length else b""
+        keep_alive = request.keep_alive and not self._closing
+        self.forwarder.settle(pending.endpoint, upstream, response.keep_alive)
+        head = client_head(response, keep_alive=keep_alive, http10_client=request.version == "HTTP/1.0")
+        if not self._write(channel, head + body):
+            keep_alive = False
+        self._done(channel, pending.client, keep_alive)
+
+    def _on_upstream_end(self, upstream: Channel) -> None:
+        """The pooled connection ended before the response did."""
+        pending = self._detach(upstream)
+        if pending is None:
+            return
+        partial = upstream.buffered > 0
+        upstream.abort()
+        if not partial and pending.request.method in IDEMPOTENT:
+            # A keep-alive connection the endpoint had closed: the request may not have been seen.
+            self._spawn(self._general(pending.channel, pending.client, pending.request, pending.route,
+                                      body=pending.body))
+            return
+        self._fail(pending, 502, "closed the connection without a complete response head", detached=True)
+
+    def _on_upstream_timeout(self, upstream: Channel) -> None:
+        pending = self._pending.get(upstream)
+        if pending is not None:
+            self._fail(pending, 504, f"did not answer within {self.config.read_timeout:g}s")
+
+    def _fail(self, pending: _Pending, status: int, what: str, *, detached: bool = False) -> None:
+        if not detached:
+            self._detach(pending.upstream)
+        pending.upstream.abort()
+        route = pending.route
+        self._write(pending.channel, error_response(
+            status, f'endpoint {pending.endpoint} of service "{route.backend.service}" {what} '
+            f"(ingress {route.ingress})", keep_alive=False))
+        self._done(pending.channel, pending.client, False)
 
 
 def _bound_port(server: asyncio.Server) -> int:
     return int(server.sockets[0].getsockname()[1])
-
-
-def _got_bytes(error: BaseException) -> bool:
-    return isinstance(error, IncompleteRead) and bool(error.args and error.args[0])
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, TimeoutError):
-        return "connection timed out"
-    if isinstance(error, OSError) and error.errno:
-        return os.strerror(error.errno).lower()  # asyncio's own text repeats the address
-    return str(error) or type(error).__name__

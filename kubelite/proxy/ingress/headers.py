@@ -1,7 +1,8 @@
-"""Header rewriting between the client and the endpoint (pure).
+"""Header rewriting between the client and the endpoint (pure), on the raw heads: the fields pass through
+byte for byte, except those removed or added here.
 
-Towards the endpoint (`upstream_request_headers`):
-- hop-by-hop headers go (Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, and every header
+Towards the endpoint (`upstream_head`):
+- hop-by-hop fields go (Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, and every field
   the Connection header names); Transfer-Encoding stays, because the body is forwarded as it came;
 - ``X-Forwarded-For``, ``-Proto``, ``-Host``, ``-Port`` and ``X-Real-IP`` say who asked and how. From a
   client that is not a trusted proxy, whatever it sent under these names is dropped and replaced (so a
@@ -9,25 +10,31 @@ Towards the endpoint (`upstream_request_headers`):
   its address is appended to ``X-Forwarded-For``, and ``X-Real-IP`` is the first address of the chain —
   ingress-nginx's ``use-forwarded-headers``/``proxy-real-ip-cidr``, Traefik's ``forwardedHeaders.trustedIPs``;
 - an upgrade (WebSocket) asks the endpoint for it again (``Connection: upgrade`` + ``Upgrade``); an
-  HTTP/1.0 request asks for keep-alive, so that the pooled connection survives it. ``Host`` is left alone.
+  HTTP/1.0 request asks for keep-alive, so that the pooled connection survives it; an absolute-form
+  target becomes origin-form. ``Host`` is left alone.
 
-Towards the client (`client_response_headers`): hop-by-hop headers go; ``Connection: close`` when the
-client connection ends after this response, ``Connection: keep-alive`` for an HTTP/1.0 client whose
-connection stays, ``Connection: upgrade`` + ``Upgrade`` for a 101.
+Towards the client (`client_head`): hop-by-hop fields go; the status line says HTTP/1.1;
+``Connection: close`` when the client connection ends after this response, ``Connection: keep-alive``
+for an HTTP/1.0 client whose connection stays, ``Connection: upgrade`` + ``Upgrade`` for a 101.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-Headers = list[tuple[str, str]]
+from kubelite.proxy.ingress.http1 import RequestHead, ResponseHead
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"})
-FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
-                       "x-real-ip"})
+# Field lines (with the CRLF before them) to remove.
+_HOP_LINES = re.compile(rb"\r\n(?:connection|keep-alive|proxy-connection|te|trailer|upgrade):[^\r\n]*",
+                        re.IGNORECASE)
+_FORWARDED_LINES = re.compile(rb"\r\n(?:x-forwarded-(?:for|proto|host|port)|x-real-ip):[^\r\n]*", re.IGNORECASE)
+_FORWARDED_VALUES = re.compile(rb"\r\n(x-forwarded-(?:for|proto|host|port)|x-real-ip):[ \t]*([^\r\n]*)",
+                               re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,58 +70,66 @@ class TrustedProxies:
         return any(ip in net for net in self._networks)
 
 
-def upstream_request_headers(headers: Headers, connection: frozenset[str], client: ClientInfo, *,
-                             host: str, upgrade: str = "", http10: bool = False) -> Headers:
-    """The request headers to send to the endpoint; see the module docstring. ``connection`` is the
-    request's Connection tokens (lower case), ``host`` its Host."""
-    out: Headers = []
-    prior_for: list[str] = []
-    prior: dict[str, str] = {}
-    for name, value in headers:
-        lname = name.lower()
-        if lname in HOP_BY_HOP or lname in connection:
-            continue
-        if lname in FORWARDED:
-            if client.trusted:
-                if lname == "x-forwarded-for":
-                    prior_for.append(value)
+def upstream_head(request: RequestHead, client: ClientInfo) -> bytes:
+    """The request head to send to the endpoint; see the module docstring."""
+    raw = request.raw
+    chain = real_ip = client.address
+    forwarded_host, forwarded_port, forwarded_proto = request.host, str(client.port), client.scheme
+    if request.rewrite:
+        if client.trusted:
+            prior: dict[bytes, str] = {}
+            prior_for: list[str] = []
+            for name, value in _FORWARDED_VALUES.findall(raw):
+                text = value.rstrip(b" \t").decode("latin-1")
+                if name.lower() == b"x-forwarded-for":
+                    prior_for.append(text)
                 else:
-                    prior.setdefault(lname, value)
-            continue
-        out.append((name, value))
-    chain = ", ".join([*prior_for, client.address])
-    first = prior_for[0].split(",", 1)[0].strip() if prior_for else client.address
-    out += [
-        ("X-Forwarded-For", chain),
-        ("X-Forwarded-Host", prior.get("x-forwarded-host", host)),
-        ("X-Forwarded-Port", prior.get("x-forwarded-port", str(client.port))),
-        ("X-Forwarded-Proto", prior.get("x-forwarded-proto", client.scheme)),
-        ("X-Real-IP", prior.get("x-real-ip", first)),
-    ]
-    if upgrade:
-        out += [("Connection", "upgrade"), ("Upgrade", upgrade)]
-    elif http10:
-        out.append(("Connection", "keep-alive"))
-    return out
+                    prior.setdefault(name.lower(), text)
+            if prior_for:
+                chain = ", ".join([*prior_for, client.address])
+                real_ip = prior_for[0].split(",", 1)[0].strip()
+            real_ip = prior.get(b"x-real-ip", real_ip)
+            forwarded_host = prior.get(b"x-forwarded-host", forwarded_host)
+            forwarded_port = prior.get(b"x-forwarded-port", forwarded_port)
+            forwarded_proto = prior.get(b"x-forwarded-proto", forwarded_proto)
+        raw = _FORWARDED_LINES.sub(b"", _without_hop_by_hop(raw, request.connection))
+    if not request.target.startswith("/"):
+        raw = f"{request.method} {request.origin_target} {request.version}".encode("latin-1") + raw[raw.find(b"\r\n"):]
+    extra = (f"X-Forwarded-For: {chain}\r\nX-Forwarded-Host: {forwarded_host}\r\nX-Forwarded-Port: {forwarded_port}\r\n"
+             f"X-Forwarded-Proto: {forwarded_proto}\r\nX-Real-IP: {real_ip}\r\n")
+    if request.upgrade:
+        extra += f"Connection: upgrade\r\nUpgrade: {request.upgrade}\r\n"
+    elif request.version == "HTTP/1.0":
+        extra += "Connection: keep-alive\r\n"
+    return raw[:-2] + extra.encode("latin-1") + b"\r\n"
 
 
-def client_response_headers(headers: Headers, connection: frozenset[str], *, keep_alive: bool,
-                            http10_client: bool, upgrade: str = "") -> Headers:
-    """The response headers to send to the client; see the module docstring."""
-    out: Headers = [(n, v) for n, v in headers if (ln := n.lower()) not in HOP_BY_HOP and ln not in connection]
+def client_head(response: ResponseHead, *, keep_alive: bool, http10_client: bool, upgrade: str = "") -> bytes:
+    """The response head to send to the client; see the module docstring."""
+    raw = response.raw
+    if response.rewrite:
+        raw = _without_hop_by_hop(raw, response.connection)
+    if response.version != "HTTP/1.1":
+        raw = f"HTTP/1.1 {response.status} {response.reason}".encode("latin-1") + raw[raw.find(b"\r\n"):]
     if upgrade:
-        out += [("Connection", "upgrade"), ("Upgrade", upgrade)]
+        tail = f"Connection: upgrade\r\nUpgrade: {upgrade}\r\n".encode("latin-1")
     elif not keep_alive:
-        out.append(("Connection", "close"))
+        tail = b"Connection: close\r\n"
     elif http10_client:
-        out.append(("Connection", "keep-alive"))
-    return out
+        tail = b"Connection: keep-alive\r\n"
+    else:
+        return raw
+    return raw[:-2] + tail + b"\r\n"
 
 
-def header(headers: Headers, name: str) -> str | None:
-    """The first value of header ``name`` (case-insensitive)."""
-    lname = name.lower()
-    for n, v in headers:
-        if n.lower() == lname:
-            return v
-    return None
+def _without_hop_by_hop(raw: bytes, connection: frozenset[str]) -> bytes:
+    raw = _HOP_LINES.sub(b"", raw)
+    named = connection - HOP_BY_HOP - {"close"}
+    return _lines_named(frozenset(named)).sub(b"", raw) if named else raw
+
+
+@lru_cache(maxsize=256)
+def _lines_named(names: frozenset[str]) -> re.Pattern[bytes]:
+    """Field lines named ``names`` (the extra fields a Connection header lists)."""
+    alternatives = b"|".join(re.escape(n.encode("latin-1")) for n in sorted(names))
+    return re.compile(rb"\r\n(?:" + alternatives + rb"):[^\r\n]*", re.IGNORECASE)

@@ -9,7 +9,6 @@ a bad chunk size are all `BadMessage` (400 unless said otherwise).
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 
@@ -20,6 +19,19 @@ MAX_HEAD = 64 * 1024
 MAX_CHUNK_LINE = 4096
 COPY_SIZE = 256 * 1024
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Header lines up to the blank line: a token, a colon, then anything but CR and LF.
+_FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r\n)*\r\n")
+_FIELD = re.compile(rb"\r\n([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n]*)")
+# The fields the proxy reads or rewrites; found in one pass over a head (they start a line: after CRLF).
+_NOTABLE = re.compile(rb"\r\n(content-length|transfer-encoding|connection|host|upgrade|expect|keep-alive|"
+                      rb"proxy-connection|te|trailer|x-forwarded-for|x-forwarded-proto|x-forwarded-host|"
+                      rb"x-forwarded-port|x-real-ip):[ \t]*([^\r\n]*)", re.IGNORECASE)
+# Fields whose presence means the head cannot be passed on as it is.
+_REWRITTEN = frozenset({b"connection", b"upgrade", b"keep-alive", b"proxy-connection", b"te", b"trailer",
+                        b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
+                        b"x-real-ip"})
+# A request target: visible characters only (no space, no control character).
+_TARGET = re.compile(r"[\x21-\x7e\x80-\xff]+")
 _VERSIONS = ("HTTP/1.1", "HTTP/1.0")
 _NO_BODY_STATUSES = (204, 304)
 
@@ -40,20 +52,30 @@ class _Framing:
     host: str | None = None
     upgrade: str = ""
     expect: str = ""
+    rewrite: bool = False
 
 
 @dataclass(slots=True)
 class RequestHead:
+    """A parsed request head. ``raw`` is the head as received (the fields are passed on from it)."""
+
     method: str
     target: str  # as sent: origin-form "/p?q", absolute-form "http://h/p", "*"
     version: str  # "HTTP/1.1" or "HTTP/1.0"
-    headers: Headers  # as sent, in order, names in their own case
+    raw: bytes
     length: int | None  # Content-Length; None when absent
     chunked: bool
     connection: frozenset[str]  # the Connection header's tokens, lower case
     host: str  # the Host header (or an absolute-form target's authority), as sent
     upgrade: str  # the Upgrade header when Connection names "upgrade", else ""
     expect_continue: bool
+    # Hop-by-hop or X-Forwarded-* fields are present: the head has to be rewritten, not just extended.
+    rewrite: bool
+
+    @property
+    def headers(self) -> Headers:
+        """Every field as sent, in order, names in their own case."""
+        return fields_of(self.raw)
 
     @property
     def path(self) -> str:
@@ -91,13 +113,21 @@ class RequestHead:
 
 @dataclass(slots=True)
 class ResponseHead:
+    """A parsed response head; ``raw`` as for `RequestHead`."""
+
     version: str
     status: int
     reason: str
-    headers: Headers
+    raw: bytes
     length: int | None
     chunked: bool
     connection: frozenset[str]
+    upgrade: str  # the Upgrade header, "" when absent
+    rewrite: bool
+
+    @property
+    def headers(self) -> Headers:
+        return fields_of(self.raw)
 
     @property
     def keep_alive(self) -> bool:
@@ -108,17 +138,17 @@ class ResponseHead:
 
 def parse_request_head(head: bytes) -> RequestHead:
     """Parse a request head (everything up to and including the blank line)."""
-    lines = _lines(head)
-    parts = lines[0].split(" ")
+    head, start_line, end = _split(head, 400)
+    parts = start_line.split(" ")
     if len(parts) != 3:
-        raise BadMessage(f"malformed request line {lines[0][:100]!r}")
+        raise BadMessage(f"malformed request line {start_line[:100]!r}")
     method, target, version = parts
     if version not in _VERSIONS:
         raise BadMessage(f"unsupported HTTP version {version[:20]!r}",
                          505 if version.startswith("HTTP/") else 400)
-    if not _TOKEN.fullmatch(method) or not target or any(c <= " " or c == "\x7f" for c in target):
-        raise BadMessage(f"malformed request line {lines[0][:100]!r}")
-    headers, framing = _headers(lines)
+    if not _TOKEN.fullmatch(method) or not _TARGET.fullmatch(target):
+        raise BadMessage(f"malformed request line {start_line[:100]!r}")
+    framing = _framing(head, end, 400)
     host = framing.host
     if host is None:
         host = ""
@@ -127,63 +157,67 @@ def parse_request_head(head: bytes) -> RequestHead:
             host = authority.split("/", 1)[0].split("?", 1)[0]
         elif version == "HTTP/1.1":
             raise BadMessage("an HTTP/1.1 request needs a Host header")
-    return RequestHead(method, target, version, headers, framing.length, framing.chunked, framing.connection,
+    return RequestHead(method, target, version, head, framing.length, framing.chunked, framing.connection,
                        host, framing.upgrade if "upgrade" in framing.connection else "",
-                       framing.expect.lower() == "100-continue")
+                       framing.expect.lower() == "100-continue", framing.rewrite)
 
 
 def parse_response_head(head: bytes) -> ResponseHead:
     """Parse a response head; a malformed one is `BadMessage` (the gateway answers 502)."""
-    lines = _lines(head)
-    parts = lines[0].split(" ", 2)
+    head, start_line, end = _split(head, 502)
+    parts = start_line.split(" ", 2)
     if len(parts) < 2 or parts[0] not in _VERSIONS or len(parts[1]) != 3 or not parts[1].isdigit():
-        raise BadMessage(f"malformed status line {lines[0][:100]!r}", 502)
-    headers, framing = _headers(lines, status=502)
-    return ResponseHead(parts[0], int(parts[1]), parts[2] if len(parts) > 2 else "", headers, framing.length,
-                        framing.chunked, framing.connection)
+        raise BadMessage(f"malformed status line {start_line[:100]!r}", 502)
+    framing = _framing(head, end, 502)
+    return ResponseHead(parts[0], int(parts[1]), parts[2] if len(parts) > 2 else "", head, framing.length,
+                        framing.chunked, framing.connection, framing.upgrade, framing.rewrite)
 
 
-def _lines(head: bytes) -> list[str]:
-    text = head.decode("latin-1").lstrip("\r\n")  # RFC 9112 2.2: ignore CRLFs before the start line
-    if not text.endswith("\r\n\r\n"):
-        raise BadMessage("incomplete message head")
-    lines = text[:-4].split("\r\n")
-    for line in lines:
-        if "\r" in line or "\n" in line:
-            raise BadMessage("bare CR or LF in the message head")
-    return lines
+def fields_of(head: bytes) -> Headers:
+    """Every field of a (valid) head, in order, names in their own case."""
+    return [(n.decode("latin-1"), v.rstrip(b" \t").decode("latin-1")) for n, v in _FIELD.findall(head)]
 
 
-def _headers(lines: list[str], status: int = 400) -> tuple[Headers, _Framing]:
-    headers: Headers = []
+def _split(head: bytes, status: int) -> tuple[bytes, str, int]:
+    """The head without leading CRLFs, its start line, and where the start line ends; every field line is
+    checked to be ``token ":" text`` (no bare CR or LF, no folding) by one regular expression."""
+    if head.startswith(b"\r\n"):
+        head = head.lstrip(b"\r\n")  # RFC 9112 2.2: ignore CRLFs before the start line
+    end = head.find(b"\r\n")
+    if end < 0 or not head.endswith(b"\r\n\r\n"):
+        raise BadMessage("incomplete message head", status)
+    start_line = head[:end].decode("latin-1")
+    if "\n" in start_line or "\r" in start_line:
+        raise BadMessage("bare CR or LF in the message head", status)
+    if not _FIELDS.fullmatch(head, end + 2):
+        raise BadMessage("malformed header line (folded, bare CR or LF, or a bad name)", status)
+    return head, start_line, end
+
+
+def _framing(head: bytes, end: int, status: int) -> _Framing:
     framing = _Framing()
     transfer_encoding: str | None = None
-    for line in lines[1:]:
-        colon = line.find(":")
-        if colon <= 0 or line[0] in " \t":
-            raise BadMessage(f"malformed header line {line[:100]!r}", status)
-        name = line[:colon]
-        if not _TOKEN.fullmatch(name):
-            raise BadMessage(f"malformed header name {name[:100]!r}", status)
-        value = line[colon + 1:].strip(" \t")
-        headers.append((name, value))
-        lname = name.lower()
-        if lname == "content-length":
+    for raw_name, raw_value in _NOTABLE.findall(head, end):
+        name = raw_name.lower()
+        if name in _REWRITTEN:
+            framing.rewrite = True
+        value = raw_value.rstrip(b" \t").decode("latin-1")
+        if name == b"content-length":
             if not value.isdigit() or (framing.length is not None and framing.length != int(value)):
                 raise BadMessage(f"bad Content-Length {value[:40]!r}", status)
             framing.length = int(value)
-        elif lname == "transfer-encoding":
+        elif name == b"transfer-encoding":
             transfer_encoding = value if transfer_encoding is None else f"{transfer_encoding}, {value}"
-        elif lname == "connection":
+        elif name == b"connection":
             tokens = {t.strip().lower() for t in value.split(",") if t.strip()}
             framing.connection = framing.connection | tokens
-        elif lname == "host":
+        elif name == b"host":
             if framing.host is not None:
                 raise BadMessage("more than one Host header", status)
             framing.host = value
-        elif lname == "upgrade":
+        elif name == b"upgrade":
             framing.upgrade = value
-        elif lname == "expect":
+        elif name == b"expect":
             framing.expect = value
     if transfer_encoding is not None:
         if framing.length is not None:
@@ -192,7 +226,7 @@ def _headers(lines: list[str], status: int = 400) -> tuple[Headers, _Framing]:
             raise BadMessage(f"unsupported Transfer-Encoding {transfer_encoding[:40]!r}",
                              501 if status == 400 else status)
         framing.chunked = True
-    return headers, framing
+    return framing
 
 
 def serialize_head(start_line: str, headers: Headers) -> bytes:
@@ -210,69 +244,61 @@ def response_has_body(request_method: str, status: int) -> bool:
 
 async def copy_length(src: Channel, dst: Channel, length: int, idle: float) -> None:
     """Copy exactly ``length`` body bytes, writing each piece as it arrives. `IncompleteRead` when
-    ``src`` ends early; TimeoutError when nothing moves for ``idle`` seconds."""
-    loop = asyncio.get_running_loop()
-    async with asyncio.timeout_at(loop.time() + idle) as deadline:
-        while length > 0:
-            data = await src.read(min(length, COPY_SIZE))
-            if not data:
-                raise IncompleteRead(b"")
-            length -= len(data)
-            dst.write(data)
-            await dst.drain()
-            deadline.reschedule(loop.time() + idle)
+    ``src`` ends early; TimeoutError (from the channels' deadlines) when nothing moves for ``idle`` seconds."""
+    while length > 0:
+        data = await src.read(min(length, COPY_SIZE), within=idle)
+        if not data:
+            raise IncompleteRead(b"")
+        length -= len(data)
+        dst.write(data)
+        await dst.drain(within=idle)
 
 
 async def copy_chunked(src: Channel, dst: Channel, idle: float) -> None:
     """Copy a chunked body as is, through its last chunk and trailers, one write per chunk (or per piece
     of a large chunk)."""
-    loop = asyncio.get_running_loop()
-    async with asyncio.timeout_at(loop.time() + idle) as deadline:
-        while True:
-            line = await src.read_until(b"\r\n", MAX_CHUNK_LINE)
-            size = _chunk_size(line)
-            if size == 0:
-                pieces = [line]
-                while True:
-                    trailer = await src.read_until(b"\r\n", MAX_HEAD)
-                    pieces.append(trailer)
-                    if trailer == b"\r\n":
-                        break
-                dst.write(b"".join(pieces))
-                await dst.drain()
-                return
-            data = await src.read(size)
-            if not data:
-                raise IncompleteRead(b"")
-            remaining = size - len(data)
-            if remaining:
-                dst.write(line + data)
-                await dst.drain()
-                deadline.reschedule(loop.time() + idle)
-                while remaining:
-                    data = await src.read(min(remaining, COPY_SIZE))
-                    if not data:
-                        raise IncompleteRead(b"")
-                    remaining -= len(data)
-                    dst.write(data)
-                    await dst.drain()
-                    deadline.reschedule(loop.time() + idle)
-                line = data = b""
-            if await src.read_exactly(2) != b"\r\n":
-                raise BadMessage("chunk data not followed by CRLF", 502)
-            dst.write(line + data + b"\r\n")
-            await dst.drain()
-            deadline.reschedule(loop.time() + idle)
+    while True:
+        line = await src.read_until(b"\r\n", MAX_CHUNK_LINE, within=idle)
+        size = _chunk_size(line)
+        if size == 0:
+            pieces = [line]
+            while True:
+                trailer = await src.read_until(b"\r\n", MAX_HEAD, within=idle)
+                pieces.append(trailer)
+                if trailer == b"\r\n":
+                    break
+            dst.write(b"".join(pieces))
+            await dst.drain(within=idle)
+            return
+        data = await src.read(size, within=idle)
+        if not data:
+            raise IncompleteRead(b"")
+        remaining = size - len(data)
+        if remaining:
+            dst.write(line + data)
+            await dst.drain(within=idle)
+            while remaining:
+                data = await src.read(min(remaining, COPY_SIZE), within=idle)
+                if not data:
+                    raise IncompleteRead(b"")
+                remaining -= len(data)
+                dst.write(data)
+                await dst.drain(within=idle)
+            line = data = b""
+        if await src.read_exactly(2, within=idle) != b"\r\n":
+            raise BadMessage("chunk data not followed by CRLF", 502)
+        dst.write(line + data + b"\r\n")
+        await dst.drain(within=idle)
 
 
 async def copy_until_eof(src: Channel, dst: Channel, idle: float) -> None:
     """Copy until ``src`` ends (a response delimited by the connection's close)."""
-    loop = asyncio.get_running_loop()
-    async with asyncio.timeout_at(loop.time() + idle) as deadline:
-        while data := await src.read(COPY_SIZE):
-            dst.write(data)
-            await dst.drain()
-            deadline.reschedule(loop.time() + idle)
+    while True:
+        data = await src.read(COPY_SIZE, within=idle)
+        if not data:
+            return
+        dst.write(data)
+        await dst.drain(within=idle)
 
 
 def _chunk_size(line: bytes) -> int:

@@ -36,17 +36,25 @@ class UpstreamPool:
     async def acquire(self, endpoint: Endpoint) -> tuple[Channel, bool]:
         """A connection to ``endpoint`` and whether it was reused. Connecting may raise OSError
         (refused, unreachable) or TimeoutError (after ``connect_timeout``)."""
+        channel = self.take(endpoint)
+        if channel is not None:
+            return channel, True
+        return await self.connect(endpoint), False
+
+    def take(self, endpoint: Endpoint) -> Channel | None:
+        """An idle connection to ``endpoint`` that still looks alive, if there is one."""
         stack = self._idle.get(endpoint)
         if stack:
             now = self._clock()
             while stack:
                 channel, since = stack.pop()
                 if channel.closed or channel.ended or channel.buffered or now - since > self.idle_timeout:
+                    channel.on_end = None
                     channel.close()
                     continue
                 channel.on_end = None
-                return channel, True
-        return await self.connect(endpoint), False
+                return channel
+        return None
 
     async def connect(self, endpoint: Endpoint) -> Channel:
         loop = asyncio.get_running_loop()

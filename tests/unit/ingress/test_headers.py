@@ -5,83 +5,102 @@ from __future__ import annotations
 
 import pytest
 
-from kubelite.proxy.ingress.headers import (
-    ClientInfo,
-    TrustedProxies,
-    client_response_headers,
-    header,
-    upstream_request_headers,
+from kubelite.proxy.ingress.headers import ClientInfo, TrustedProxies, client_head, upstream_head
+from kubelite.proxy.ingress.http1 import (
+    BadMessage,
+    Headers,
+    RequestHead,
+    parse_request_head,
+    parse_response_head,
+    serialize_head,
 )
-from kubelite.proxy.ingress.http1 import BadMessage, parse_request_head, parse_response_head, serialize_head
 
 CLIENT = ClientInfo("203.0.113.7", "https", 443)
 
 
-def names(headers: list[tuple[str, str]]) -> list[str]:
+def names(headers: Headers) -> list[str]:
     return [n.lower() for n, _ in headers]
+
+
+def header(headers: Headers, name: str) -> str | None:
+    return next((v for n, v in headers if n.lower() == name), None)
+
+
+def request(*fields: tuple[str, str], line: str = "GET /p?q=1 HTTP/1.1") -> RequestHead:
+    return parse_request_head(serialize_head(line, list(fields)))
+
+
+def forwarded(head: RequestHead, client: ClientInfo = CLIENT) -> RequestHead:
+    """What the endpoint receives."""
+    return parse_request_head(upstream_head(head, client))
 
 
 # --- towards the endpoint ----------------------------------------------------------------------------
 
 def test_forwarded_headers_are_added() -> None:
-    out = upstream_request_headers([("Host", "app.example.com"), ("Accept", "*/*")], frozenset(), CLIENT,
-                                   host="app.example.com")
-    assert header(out, "host") == "app.example.com"
-    assert header(out, "accept") == "*/*"
-    assert header(out, "x-forwarded-for") == "203.0.113.7"
-    assert header(out, "x-real-ip") == "203.0.113.7"
-    assert header(out, "x-forwarded-proto") == "https"
-    assert header(out, "x-forwarded-host") == "app.example.com"
-    assert header(out, "x-forwarded-port") == "443"
-    assert header(out, "connection") is None  # HTTP/1.1 keep-alive is the default
+    out = forwarded(request(("Host", "app.example.com"), ("Accept", "*/*")))
+    assert (out.method, out.target, out.version) == ("GET", "/p?q=1", "HTTP/1.1")
+    assert out.headers == [
+        ("Host", "app.example.com"), ("Accept", "*/*"), ("X-Forwarded-For", "203.0.113.7"),
+        ("X-Forwarded-Host", "app.example.com"), ("X-Forwarded-Port", "443"), ("X-Forwarded-Proto", "https"),
+        ("X-Real-IP", "203.0.113.7")]
+    # HTTP/1.1 keep-alive is the default: no Connection field
 
 
 def test_an_untrusted_client_cannot_forge_forwarded_headers() -> None:
-    forged = [("Host", "h"), ("X-Forwarded-For", "1.2.3.4"), ("X-Real-IP", "1.2.3.4"), ("x-forwarded-proto", "gopher"),
-              ("X-Forwarded-Host", "evil"), ("X-Forwarded-Port", "1")]
-    out = upstream_request_headers(forged, frozenset(), CLIENT, host="h")
-    assert names(out).count("x-forwarded-for") == 1
-    assert header(out, "x-forwarded-for") == "203.0.113.7"
-    assert header(out, "x-real-ip") == "203.0.113.7"
-    assert header(out, "x-forwarded-proto") == "https"
-    assert header(out, "x-forwarded-host") == "h"
-    assert header(out, "x-forwarded-port") == "443"
+    out = forwarded(request(("Host", "h"), ("X-Forwarded-For", "1.2.3.4"), ("X-Real-IP", "1.2.3.4"),
+                            ("x-forwarded-proto", "gopher"), ("X-Forwarded-Host", "evil"), ("X-Forwarded-Port", "1")))
+    assert names(out.headers).count("x-forwarded-for") == 1
+    assert header(out.headers, "x-forwarded-for") == "203.0.113.7"
+    assert header(out.headers, "x-real-ip") == "203.0.113.7"
+    assert header(out.headers, "x-forwarded-proto") == "https"
+    assert header(out.headers, "x-forwarded-host") == "h"
+    assert header(out.headers, "x-forwarded-port") == "443"
+    assert names(out.headers).count("x-forwarded-proto") == 1
 
 
 def test_a_trusted_proxy_extends_the_chain() -> None:
     proxy = ClientInfo("10.0.0.2", "http", 80, trusted=True)
-    sent = [("Host", "h"), ("X-Forwarded-For", "198.51.100.1, 10.0.0.9"), ("X-Forwarded-For", "10.0.0.8"),
-            ("X-Forwarded-Proto", "https"), ("X-Forwarded-Port", "443"), ("X-Forwarded-Host", "public.example")]
-    out = upstream_request_headers(sent, frozenset(), proxy, host="h")
-    assert header(out, "x-forwarded-for") == "198.51.100.1, 10.0.0.9, 10.0.0.8, 10.0.0.2"
-    assert header(out, "x-real-ip") == "198.51.100.1"
-    assert header(out, "x-forwarded-proto") == "https"
-    assert header(out, "x-forwarded-port") == "443"
-    assert header(out, "x-forwarded-host") == "public.example"
+    out = forwarded(request(("Host", "h"), ("X-Forwarded-For", "198.51.100.1, 10.0.0.9"),
+                            ("X-Forwarded-For", "10.0.0.8"), ("X-Forwarded-Proto", "https"),
+                            ("X-Forwarded-Port", "443"), ("X-Forwarded-Host", "public.example")), proxy)
+    assert header(out.headers, "x-forwarded-for") == "198.51.100.1, 10.0.0.9, 10.0.0.8, 10.0.0.2"
+    assert header(out.headers, "x-real-ip") == "198.51.100.1"
+    assert header(out.headers, "x-forwarded-proto") == "https"
+    assert header(out.headers, "x-forwarded-port") == "443"
+    assert header(out.headers, "x-forwarded-host") == "public.example"
+    assert names(out.headers).count("x-forwarded-for") == 1
 
 
 def test_hop_by_hop_headers_and_those_connection_names_are_dropped() -> None:
-    sent = [("Host", "h"), ("Connection", "keep-alive, X-Secret"), ("Keep-Alive", "timeout=5"), ("X-Secret", "s"),
-            ("TE", "trailers"), ("Trailer", "x"), ("Proxy-Connection", "keep-alive"), ("Upgrade", "h2c"),
-            ("Transfer-Encoding", "chunked"), ("Authorization", "Bearer t")]
-    out = upstream_request_headers(sent, frozenset({"keep-alive", "x-secret"}), CLIENT, host="h")
+    out = forwarded(request(("Host", "h"), ("Connection", "keep-alive, X-Secret"), ("Keep-Alive", "timeout=5"),
+                            ("X-Secret", "s"), ("TE", "trailers"), ("Trailer", "x"), ("Proxy-Connection", "keep-alive"),
+                            ("Upgrade", "h2c"), ("Transfer-Encoding", "chunked"), ("Authorization", "Bearer t"),
+                            ("X-Secretive", "kept")))
     dropped = {"connection", "keep-alive", "x-secret", "te", "trailer", "proxy-connection", "upgrade"}
-    assert dropped.isdisjoint(names(out))
-    assert header(out, "transfer-encoding") == "chunked"  # the body is forwarded as it came
-    assert header(out, "authorization") == "Bearer t"
+    assert dropped.isdisjoint(names(out.headers))
+    assert header(out.headers, "transfer-encoding") == "chunked"  # the body is forwarded as it came
+    assert header(out.headers, "authorization") == "Bearer t"
+    assert header(out.headers, "x-secretive") == "kept"
 
 
 def test_an_upgrade_is_asked_for_again() -> None:
-    sent = [("Host", "h"), ("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Key", "k")]
-    out = upstream_request_headers(sent, frozenset({"upgrade"}), CLIENT, host="h", upgrade="websocket")
-    assert header(out, "connection") == "upgrade"
-    assert header(out, "upgrade") == "websocket"
-    assert header(out, "sec-websocket-key") == "k"
+    out = forwarded(request(("Host", "h"), ("Connection", "Upgrade"), ("Upgrade", "websocket"),
+                            ("Sec-WebSocket-Key", "k")))
+    assert header(out.headers, "connection") == "upgrade"
+    assert header(out.headers, "upgrade") == "websocket"
+    assert header(out.headers, "sec-websocket-key") == "k"
+    assert out.upgrade == "websocket"
 
 
 def test_http10_asks_the_endpoint_for_keep_alive() -> None:
-    out = upstream_request_headers([("Host", "h")], frozenset(), CLIENT, host="h", http10=True)
-    assert header(out, "connection") == "keep-alive"
+    out = forwarded(request(("Host", "h"), line="GET / HTTP/1.0"))
+    assert header(out.headers, "connection") == "keep-alive" and out.version == "HTTP/1.0"
+
+
+def test_absolute_form_becomes_origin_form() -> None:
+    out = forwarded(parse_request_head(b"GET http://h.example:8080/a?b HTTP/1.1\r\nHost: h.example:8080\r\n\r\n"))
+    assert out.target == "/a?b" and out.host == "h.example:8080"
 
 
 @pytest.mark.parametrize(("address", "trusted"), [
@@ -96,18 +115,34 @@ def test_trusted_proxies(address: str, trusted: bool) -> None:
 
 # --- towards the client ------------------------------------------------------------------------------
 
+RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+
+
 def test_response_headers_to_the_client() -> None:
-    sent = [("Content-Type", "text/plain"), ("Connection", "keep-alive"), ("Keep-Alive", "timeout=5"),
-            ("Transfer-Encoding", "chunked")]
-    kept = client_response_headers(sent, frozenset({"keep-alive"}), keep_alive=True, http10_client=False)
-    assert kept == [("Content-Type", "text/plain"), ("Transfer-Encoding", "chunked")]
-    closing = client_response_headers(sent, frozenset(), keep_alive=False, http10_client=False)
-    assert header(closing, "connection") == "close"
-    old = client_response_headers(sent, frozenset(), keep_alive=True, http10_client=True)
-    assert header(old, "connection") == "keep-alive"
-    upgraded = client_response_headers([("Upgrade", "websocket"), ("Sec-WebSocket-Accept", "a")], frozenset(),
-                                       keep_alive=True, http10_client=False, upgrade="websocket")
-    assert upgraded == [("Sec-WebSocket-Accept", "a"), ("Connection", "upgrade"), ("Upgrade", "websocket")]
+    response = parse_response_head(RESPONSE)
+    assert client_head(response, keep_alive=True, http10_client=False) == (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n")
+    closing = parse_response_head(client_head(response, keep_alive=False, http10_client=False))
+    assert header(closing.headers, "connection") == "close"
+    old = parse_response_head(client_head(response, keep_alive=True, http10_client=True))
+    assert header(old.headers, "connection") == "keep-alive"
+    switching = parse_response_head(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: a\r\n\r\n")
+    upgraded = parse_response_head(client_head(switching, keep_alive=True, http10_client=False,
+                                               upgrade=switching.upgrade))
+    assert upgraded.headers == [("Sec-WebSocket-Accept", "a"), ("Connection", "upgrade"), ("Upgrade", "websocket")]
+
+
+def test_a_response_without_hop_by_hop_fields_passes_as_it_is() -> None:
+    raw = b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n"
+    assert client_head(parse_response_head(raw), keep_alive=True, http10_client=False) == raw
+
+
+def test_an_http10_response_is_sent_as_http11() -> None:
+    head = client_head(parse_response_head(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"), keep_alive=False,
+                       http10_client=False)
+    assert head == b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
 # --- message heads -----------------------------------------------------------------------------------
