@@ -15,9 +15,9 @@ the `SyncRunner` for a sync; a sync reads the caches again (level-triggered) and
 
 A transaction ``nft`` refuses changes nothing (``nft -f`` is all or nothing): the next sync, retried with
 backoff, is a replace, and the Services of the failed one stay marked. Chains no Service uses any more
-are flushed at once and deleted by a small transaction of their own a second later (see
-``transaction.py``). Bad input in one Service is reported (log, and an Event where Kubernetes records
-one) and leaves every other Service alone.
+are flushed at once and deleted by the first sync a second or more later (see ``transaction.py``). Bad
+input in one Service is reported (log, and an Event where Kubernetes records one) and leaves every other
+Service alone.
 """
 
 from __future__ import annotations
@@ -109,8 +109,6 @@ class NftablesProxier:
         if not self.synced:
             return
         start = self.clock()
-        if not self.need_replace:
-            await self._delete_stale_chains(start)
         kind = self._kind(start)
         if kind == RESYNC and await self._table_missing():
             kind = REPLACE
@@ -199,21 +197,6 @@ class NftablesProxier:
             if problem.reason and self.recorder is not None:
                 self.recorder.warning({**svc, "kind": "Service", "apiVersion": "v1"}, problem.reason,
                                       problem.message)
-
-    async def _delete_stale_chains(self, now: float) -> None:
-        due = {family: table.cleanup_plan(now) for family, table in self.tables.items()}
-        lines = [line for lines, _ in due.values() for line in lines]
-        if not lines:
-            return
-        try:
-            await self.nft.load(lines)
-        except NftError as e:
-            # Stale chains are empty and harmless; a replace (next sync) removes them with the table.
-            log.warning("could not delete %d stale chains: %s", len(lines) // 2, e)
-            self.need_replace = True
-            return
-        for family, (_, names) in due.items():
-            self.tables[family].forget_stale(names)
 
     def _failed(self, keys: set[str], message: str) -> None:
         log.error("%s; retrying with a rebuilt table", message)

@@ -95,6 +95,9 @@ async def run_proxy(client: Client, config: ProxyConfig, stop: asyncio.Event, *,
         mode = await select_mode(config, nft)
         log.info("service proxy for node %s: %s mode, IP families %s", config.node_name, mode,
                  ", ".join(config.ip_families))
+        if not config.cidrs():
+            log.warning("no cluster CIDR given: traffic to ClusterIPs from outside the pod network is not "
+                        "masqueraded, and pods cannot be told from the node (--cluster-cidr)")
         if informers is None:
             informers = InformerFactory(client)
             await stack.enter_async_context(informers)

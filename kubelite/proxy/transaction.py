@@ -8,17 +8,17 @@ the kernel, whose ruleset a failed transaction leaves untouched too.
 
 Per Service, against what was loaded for it:
 - a chain that is new or whose rules changed is added, flushed and refilled; a chain no longer wanted is
-  flushed and becomes *stale*: it is deleted by a later transaction (`cleanup_plan`) once it has been
-  unreferenced for a second, because kernels before 6.2 release a chain referenced from a map element
-  a moment after the element goes (kube-proxy does the same);
+  flushed and becomes *stale*: a later transaction deletes it once it has been unreferenced for a second
+  (`STALE_CHAIN_DELAY`), because kernels before 6.2 release a chain referenced from a map element a
+  moment after the element goes (kube-proxy waits the same way);
 - a load-balancing map gets only its changed elements; affinity sets are added or deleted;
 - the elements a Service puts into the shared maps (``service-ips``, ...) go through `Claims`: when two
   Services claim one key (bad input: two Services with one external IP and port), the one with the
   smallest ``namespace/name`` gets it and the other takes over when the first lets go.
 
-Commands are ordered so that every reference is valid where it appears: chains are created and flushed
-first (which also drops their references to sets about to be deleted), then sets are deleted and added,
-then rules are added, then elements are deleted and added.
+Commands are ordered so that every reference is valid where it appears: stale chains due are deleted,
+chains are created and flushed (which also drops their references to sets about to be deleted), sets are
+deleted and added, rules are added, then elements are deleted and added.
 
 ``full`` re-emits everything for the Services given (all of them, then), refilling the shared maps from
 scratch; ``replace`` additionally deletes the table first, for a fresh start when this state cannot be
@@ -73,6 +73,7 @@ class Plan:
     loaded: dict[Key, str | None] = field(default_factory=dict)
     stale: set[str] = field(default_factory=set)
     revived: set[str] = field(default_factory=set)
+    deleted: list[str] = field(default_factory=list)
 
     def commit(self) -> None:
         """Remember this plan as loaded (call only once nft accepted the transaction)."""
@@ -95,7 +96,7 @@ class Plan:
                 t.loaded[container].pop(key, None)
             else:
                 t.loaded[container][key] = value
-        for chain in self.revived:
+        for chain in (*self.revived, *self.deleted):
             t.stale.pop(chain, None)
         for chain in self.stale - self.revived:
             t.stale.setdefault(chain, self.now)
@@ -195,6 +196,10 @@ class FamilyTable:
                         claimants.pop(svc, None)
                     touched.add((container, key))
 
+        # Chains stale long enough go now ("add" first makes the delete safe for one somehow gone already).
+        plan.deleted = sorted(name for name, since in self.stale.items()
+                              if now - since >= STALE_CHAIN_DELAY and name not in plan.revived)
+        deleted = [line for name in plan.deleted for line in (f"add chain {t} {name}", f"delete chain {t} {name}")]
         if full:
             # The shared containers were flushed: every claimed key is loaded again.
             touched |= {(c, k) for c in SHARED_CONTAINERS for k in self.claims[c]}
@@ -223,16 +228,5 @@ class FamilyTable:
             elem_deletes += element_commands(cfg, "delete", container, items)
         for container, items in adds.items():
             elem_adds += element_commands(cfg, "add", container, items)
-        plan.lines = head + chain_heads + set_deletes + set_adds + rules + elem_deletes + elem_adds
+        plan.lines = head + deleted + chain_heads + set_deletes + set_adds + rules + elem_deletes + elem_adds
         return plan
-
-    def cleanup_plan(self, now: float) -> tuple[list[str], list[str]]:
-        """Commands deleting the chains stale for `STALE_CHAIN_DELAY` or longer, and their names. (``add``
-        first makes the delete safe for a chain that is somehow gone already.)"""
-        due = sorted(name for name, since in self.stale.items() if now - since >= STALE_CHAIN_DELAY)
-        t = self.cfg.prefix
-        return [line for name in due for line in (f"add chain {t} {name}", f"delete chain {t} {name}")], due
-
-    def forget_stale(self, chains: list[str]) -> None:
-        for chain in chains:
-            self.stale.pop(chain, None)

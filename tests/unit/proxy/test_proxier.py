@@ -173,19 +173,20 @@ async def test_full_syncs_rewrite_without_deleting_the_table(source: DictSource)
     assert "flush map ip kubelite service-ips" in nft.loads[-1]
 
 
-async def test_stale_chains_go_in_their_own_transaction_a_second_later(source: DictSource) -> None:
+async def test_stale_chains_are_deleted_by_a_sync_a_second_later(source: DictSource) -> None:
     proxier, nft, clock = await started(source)
     del source.services["ns/svc-2"]
     proxier.service_changed("ns/svc-2")
     clock.now += 1
     await proxier.sync()
     assert not any(line.startswith("delete chain") for line in nft.loads[-1])
+    source.slices_of["ns/svc-3"] = [endpoint_slice("svc-3", [])]
     proxier.service_changed("ns/svc-3")
     clock.now += 1.5
     await proxier.sync()
-    cleanup = nft.loads[-1]
-    assert cleanup and all(line.split()[0] in ("add", "delete") and "ns/svc-2/" in line for line in cleanup)
-    assert any(line.startswith("delete chain") for line in cleanup)
+    deletes = [line for line in nft.loads[-1] if line.startswith("delete chain")]
+    assert deletes and all("ns/svc-2/" in line for line in deletes)
+    assert any("10.96.0.13 . tcp . 80 : goto reject-chain" in line for line in nft.loads[-1])
 
 
 async def test_problems_are_reported_once_with_kube_proxys_event(source: DictSource) -> None:

@@ -78,12 +78,15 @@ def test_a_removed_service_leaves_flushed_chains_that_are_deleted_a_second_later
     assert max(i for i, line in enumerate(plan.lines) if line.startswith("flush chain")) < min(
         i for i, line in enumerate(plan.lines) if line.startswith("delete "))
     plan.commit()
-    assert table.cleanup_plan(10.5) == ([], [])
-    lines, names = table.cleanup_plan(11.0)
-    assert set(names) == chains
-    assert lines[:2] == [f"add chain ip kubelite {names[0]}", f"delete chain ip kubelite {names[0]}"]
-    table.forget_stale(names)
-    assert table.cleanup_plan(20) == ([], [])
+    assert table.plan({}, now=10.5).lines == []
+    plan = table.plan({}, now=11.0)
+    assert set(plan.deleted) == chains
+    name = plan.deleted[0]
+    assert plan.lines[:2] == [f"add chain ip kubelite {name}", f"delete chain ip kubelite {name}"]
+    assert len(plan.lines) == 2 * len(chains)
+    table.plan({}, now=11.5)  # not loaded: still due
+    plan.commit()
+    assert table.stale == {} and table.plan({}, now=20).lines == []
 
 
 def test_a_chain_wanted_again_before_its_deletion_is_no_longer_stale() -> None:
