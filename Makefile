@@ -3,7 +3,8 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEBS := etcd-server runc nftables containernetworking-plugins busybox-static iproute2 ca-certificates docker-registry
+DEBS := etcd-server runc nftables iptables containernetworking-plugins busybox-static iproute2 util-linux \
+        ca-certificates docker-registry
 PYTEST_ARGS ?=
 
 .PHONY: up test deps debs venv lint bench clean
