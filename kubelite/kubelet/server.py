@@ -9,7 +9,9 @@ Paths (as the kubelet's server.go):
 - ``GET|POST /exec/{namespace}/{pod}/{container}?command=..&stdin&stdout&stderr&tty``: a WebSocket with
   ``v5.channel.k8s.io`` or ``v4.channel.k8s.io`` (see `streaming.execsession`);
 - ``GET|POST /portforward/{namespace}/{pod}[/{uid}][?ports=..]``: a WebSocket with
-  ``SPDY/3.1+portforward.k8s.io`` (kubectl) or the channel protocol (see `streaming.portforward`).
+  ``SPDY/3.1+portforward.k8s.io`` (kubectl) or the channel protocol (see `streaming.portforward`);
+- ``GET /stats/summary``: CPU and memory of the node, its pods and their containers, as Kubernetes' Summary
+  API (see `stats.summary`); the API server's ``metrics.k8s.io`` API is made from it.
 
 Every other request needs a client certificate verified against the cluster CA with an allowed common
 name (`streaming.tls`): 401 without one, 403 with another name. Errors are ``Status`` JSON with the
@@ -43,6 +45,7 @@ from kubelite.proto import runtime_pb2 as pb
 
 from .paths import AgentPaths
 from .runtime_client import RuntimeClient
+from .stats.summary import GrpcStatsSource, SummaryProvider
 from .streaming import execsession, portforward, wsstream
 from .streaming.logs import LogOptions, parse_timestamp, stream_log
 from .streaming.runtime import GrpcStreamingRuntime, StreamingRuntime, find_container, find_sandbox
@@ -54,16 +57,19 @@ DEFAULT_PORT = 10250
 STATUS_HEADER = wsstream.STATUS_HEADER
 RUNTIME_KEY = web.AppKey("runtime", StreamingRuntime)
 LOGS_ROOT_KEY = web.AppKey("logs_root", Path)
+STATS_KEY = web.AppKey("stats", SummaryProvider)
 
 _TRUE = ("1", "t", "true", "True", "TRUE")
 _MAX_MESSAGE = 16 * 1024 * 1024
 
 
 def build_kubelet_app(runtime: StreamingRuntime, logs_root: Path, *,
-                      client_names: Collection[str] | None = (KUBELET_CLIENT_COMMON_NAME,)) -> web.Application:
+                      client_names: Collection[str] | None = (KUBELET_CLIENT_COMMON_NAME,),
+                      stats: SummaryProvider | None = None) -> web.Application:
     """The kubelet's streaming server. ``logs_root`` is the node's log folder (``AgentPaths.logs``): log
     files are only ever read below it. ``client_names`` are the certificate names allowed to call;
-    None turns authentication off (only for tests over plain HTTP)."""
+    None turns authentication off (only for tests over plain HTTP). ``/stats/summary`` is served from
+    ``stats`` when given."""
     app = web.Application(middlewares=[_errors, _authenticator(client_names)])
     app[RUNTIME_KEY] = runtime
     app[LOGS_ROOT_KEY] = logs_root.resolve()
@@ -73,6 +79,9 @@ def build_kubelet_app(runtime: StreamingRuntime, logs_root: Path, *,
         app.router.add_route(method, "/exec/{namespace}/{pod}/{container}", _exec)
         app.router.add_route(method, "/portforward/{namespace}/{pod}", _port_forward)
         app.router.add_route(method, "/portforward/{namespace}/{pod}/{uid}", _port_forward)
+    if stats is not None:
+        app[STATS_KEY] = stats
+        app.router.add_get("/stats/summary", _stats_summary)
     return app
 
 
@@ -118,7 +127,8 @@ async def serve_streaming(runtime: RuntimeClient, paths: AgentPaths, *, node_nam
     The server's ``port`` is the one to publish in ``Node.status.daemonEndpoints`` (0 picks a free one)."""
     cert, key = await asyncio.to_thread(ensure_serving_cert, paths.kubelet_dir / "pki", node_name=node_name,
                                         sans=sans)
-    app = build_kubelet_app(GrpcStreamingRuntime(runtime), paths.logs)
+    app = build_kubelet_app(GrpcStreamingRuntime(runtime), paths.logs,
+                            stats=SummaryProvider(GrpcStatsSource(runtime), node_name=node_name))
     async with KubeletServer(app, ssl_context=server_ssl_context(cert, key, client_ca_pem), address=address,
                              port=port) as server:
         yield server
@@ -169,6 +179,10 @@ def _authenticator(allowed: Collection[str] | None) -> Any:
 
 async def _healthz(_request: web.Request) -> web.Response:
     return web.Response(text="ok")
+
+
+async def _stats_summary(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[STATS_KEY].summary())
 
 
 def _bool(request: web.Request, name: str) -> bool:
