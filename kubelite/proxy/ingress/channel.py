@@ -19,7 +19,7 @@ then, which fails a read or drain still waiting past its deadline with `TimeoutE
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 DEFAULT_LIMIT = 64 * 1024
@@ -47,10 +47,14 @@ class Channel(asyncio.Protocol):
         self.on_data: Callable[[Channel], None] | None = None
         self.on_end: Callable[[Channel], None] | None = None
         self.on_timeout: Callable[[Channel], None] | None = None
+        # Where a pool keeps the connection while it is idle.
+        self.pool_key: Hashable | None = None
         self._buffer = bytearray()
-        self._eof = False
+        # The peer finished sending (some of it may still be buffered).
+        self.ended = False
         self._error: BaseException | None = None
-        self._closed = False
+        # Not connected yet, closed by us, or lost: nothing can be written.
+        self.closed = True
         self._tls = False
         self._waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
@@ -65,13 +69,16 @@ class Channel(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.closed = False
         self._tls = transport.get_extra_info("ssl_object") is not None
         if self.on_open is not None:
             self.on_open(self)
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        self._wake()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         if not self._reading_paused and len(self._buffer) > self.limit and self.transport is not None:
             self._reading_paused = True
             self.transport.pause_reading()
@@ -79,7 +86,7 @@ class Channel(asyncio.Protocol):
             self.on_data(self)
 
     def eof_received(self) -> bool:
-        self._eof = True
+        self.ended = True
         self._wake()
         if self.on_end is not None:
             self.on_end(self)
@@ -88,8 +95,8 @@ class Channel(asyncio.Protocol):
         return not self._tls
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._eof = True
-        self._closed = True
+        self.ended = True
+        self.closed = True
         if exc is not None:
             self._error = exc
         self._wake()
@@ -113,19 +120,9 @@ class Channel(asyncio.Protocol):
     # --- state -----------------------------------------------------------------------------------------
 
     @property
-    def closed(self) -> bool:
-        """The connection is gone (or closing): nothing more can be written."""
-        return self._closed or self.transport is None or self.transport.is_closing()
-
-    @property
-    def ended(self) -> bool:
-        """The peer finished sending (some of it may still be buffered)."""
-        return self._eof
-
-    @property
     def at_eof(self) -> bool:
         """The peer finished sending and everything it sent has been read."""
-        return self._eof and not self._buffer
+        return self.ended and not self._buffer
 
     @property
     def writing_paused(self) -> bool:
@@ -190,7 +187,7 @@ class Channel(asyncio.Protocol):
                 return data
             if len(self._buffer) > limit:
                 raise LimitExceeded(f"over {limit} bytes")
-            if self._eof:
+            if self.ended:
                 self._raise_error()
                 partial = bytes(self._buffer)
                 self._buffer.clear()
@@ -201,7 +198,7 @@ class Channel(asyncio.Protocol):
     async def read(self, n: int, *, within: float = 0.0) -> bytes:
         """Up to ``n`` bytes: what is buffered, else the next bytes to arrive; ``b""`` at end of stream."""
         if not self._buffer:
-            while not self._buffer and not self._eof:
+            while not self._buffer and not self.ended:
                 await self._wait(within)
             if not self._buffer:
                 self._raise_error()
@@ -210,7 +207,7 @@ class Channel(asyncio.Protocol):
 
     async def read_exactly(self, n: int, *, within: float = 0.0) -> bytes:
         while len(self._buffer) < n:
-            if self._eof:
+            if self.ended:
                 self._raise_error()
                 raise IncompleteRead(self.take(len(self._buffer)))
             await self._wait(within)
@@ -218,13 +215,15 @@ class Channel(asyncio.Protocol):
 
     def take(self, n: int) -> bytes:
         """Up to ``n`` of the buffered bytes, without waiting."""
-        if n >= len(self._buffer):
-            data = bytes(self._buffer)
-            self._buffer.clear()
+        buffer = self._buffer
+        if n >= len(buffer):
+            data = bytes(buffer)
+            buffer.clear()
         else:
-            data = bytes(self._buffer[:n])
-            del self._buffer[:n]
-        self._resume()
+            data = bytes(buffer[:n])
+            del buffer[:n]
+        if self._reading_paused:
+            self._resume()
         return data
 
     async def _wait(self, within: float) -> None:
@@ -255,10 +254,10 @@ class Channel(asyncio.Protocol):
     # --- writing ---------------------------------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self.closed:
+        transport = self.transport
+        if self.closed or transport is None:
             raise ConnectionResetError("connection lost")
-        assert self.transport is not None
-        self.transport.write(data)
+        transport.write(data)
 
     async def drain(self, *, within: float = 0.0) -> None:
         """Wait while the transport's write buffer is above its high-water mark; raises when the connection
@@ -280,9 +279,11 @@ class Channel(asyncio.Protocol):
             self.transport.write_eof()
 
     def close(self) -> None:
+        self.closed = True
         if self.transport is not None:
             self.transport.close()
 
     def abort(self) -> None:
+        self.closed = True
         if self.transport is not None:
             self.transport.abort()

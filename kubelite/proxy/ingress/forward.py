@@ -65,9 +65,9 @@ class Forwarder:
         self.failed: dict[Endpoint, float] = {}
         self.closing = False
 
-    def candidates(self, route: Route) -> list[Endpoint]:
-        """The endpoints to try, in order: round-robin, the recently failed ones last."""
-        endpoints = route.backend.rotation()
+    def candidates(self, route: Route, start: int | None = None) -> list[Endpoint]:
+        """The endpoints to try, in order: round-robin (from ``start``), the recently failed ones last."""
+        endpoints = route.backend.rotation(start)
         if self.failed:
             now = asyncio.get_running_loop().time()
             healthy = [e for e in endpoints if self.failed.get(e, 0.0) <= now]
@@ -78,10 +78,10 @@ class Forwarder:
     # --- one request -----------------------------------------------------------------------------------
 
     async def proxy(self, channel: Channel, request: RequestHead, route: Route, client: ClientInfo, *,
-                    body: bytes | None = None, endpoints: list[Endpoint] | None = None) -> bool:
-        """Forward ``request`` (its head already read from ``channel``; its ``body`` too, when given) to
-        ``endpoints`` (default: `candidates`) and relay the answer; whether the client connection may carry
-        another request."""
+                    body: bytes | None = None, start: int | None = None) -> bool:
+        """Forward ``request`` (its head already read from ``channel``; its ``body`` too, when given) to the
+        `candidates` (round-robin from ``start``) and relay the answer; whether the client connection may
+        carry another request."""
         cfg = self.config
         head = upstream_head(request, client)
         streamed = False
@@ -98,9 +98,7 @@ class Forwarder:
         replayable = not streamed and request.method in IDEMPOTENT
         errors: list[str] = []
         loop = asyncio.get_running_loop()
-        if endpoints is None:
-            endpoints = self.candidates(route)
-        for endpoint in endpoints[:max(cfg.max_tries, 1)]:
+        for endpoint in self.candidates(route, start)[:max(cfg.max_tries, 1)]:
             fresh = False
             while True:
                 try:
@@ -191,6 +189,9 @@ class Forwarder:
             self.upstreams.discard(upstream)
         self.settle(endpoint, upstream, reusable)
         return keep_alive
+
+    def recently_failed(self, endpoint: Endpoint) -> bool:
+        return bool(self.failed) and self.failed.get(endpoint, 0.0) > asyncio.get_running_loop().time()
 
     def settle(self, endpoint: Endpoint, upstream: Channel, reusable: bool) -> None:
         if reusable:

@@ -98,6 +98,12 @@ class Gateway:
         self._background: list[asyncio.Task[None]] = []
         self._closing = False
         self._drained = asyncio.Event()  # set, once closing, when no request is in flight
+        # Deadlines for the fast path, computed once per sweep rather than per request: a timeout fires
+        # at most one tick late.
+        shortest = min(config.read_timeout, config.client_header_timeout, config.client_body_timeout,
+                       config.keepalive_timeout)
+        self._tick = min(max(shortest / 4, 0.02), 1.0)
+        self._read_deadline = self._keepalive_deadline = 0.0
 
     # --- lifetime --------------------------------------------------------------------------------------
 
@@ -120,6 +126,7 @@ class Gateway:
         except BaseException:
             await self.close()
             raise
+        self._set_deadlines(loop.time())
         self._background = [asyncio.create_task(self.pool.run_expiry(), name="ingress-pool-expiry"),
                             asyncio.create_task(self._sweep(), name="ingress-deadlines")]
 
@@ -178,15 +185,17 @@ class Gateway:
 
     async def _sweep(self) -> None:
         """Expire the deadlines of every connection now and then (see `channel`), until cancelled."""
-        cfg = self.config
-        shortest = min(cfg.read_timeout, cfg.client_header_timeout, cfg.client_body_timeout, cfg.keepalive_timeout)
-        tick = min(max(shortest / 4, 0.02), 1.0)
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(tick)
+            await asyncio.sleep(self._tick)
             now = loop.time()
+            self._set_deadlines(now)
             for channel in [*self._clients, *self._pending, *self.forwarder.upstreams]:
                 channel.expire(now)
+
+    def _set_deadlines(self, now: float) -> None:
+        self._read_deadline = now + self._tick + self.config.read_timeout
+        self._keepalive_deadline = now + self._tick + self.config.keepalive_timeout
 
     # --- client connections ----------------------------------------------------------------------------
 
@@ -262,9 +271,9 @@ class Gateway:
                 channel.close()
             return
         client.busy = True
-        endpoints = self.forwarder.candidates(route)
-        if not self._try_fast(channel, client, request, route, endpoints[0]):
-            self._spawn(self._general(channel, client, request, route, endpoints=endpoints))
+        turn = route.backend.next_turn()
+        if not self._try_fast(channel, client, request, route, route.backend.endpoints[turn]):
+            self._spawn(self._general(channel, client, request, route, start=turn))
 
     def _route(self, request: RequestHead) -> tuple[Route | None, int, str]:
         """The route for ``request``, or why there is none: (None, status, message)."""
@@ -289,8 +298,9 @@ class Gateway:
             channel.close()
             self._check_drained()
             return
-        channel.wait_at_most(self.config.keepalive_timeout)
-        self._on_client_data(channel)
+        channel.deadline = self._keepalive_deadline
+        if channel.buffered or channel.ended:  # pipelined requests, or the client is done
+            self._on_client_data(channel)
 
     def _refuse_and_close(self, channel: Channel, status: int, message: str) -> None:
         client = self._clients.get(channel)
@@ -319,10 +329,9 @@ class Gateway:
         self._check_drained()
 
     async def _general(self, channel: Channel, client: _Client, request: RequestHead, route: Route, *,
-                       body: bytes | None = None, endpoints: list[Endpoint] | None = None) -> None:
+                       body: bytes | None = None, start: int | None = None) -> None:
         try:
-            keep_alive = await self.forwarder.proxy(channel, request, route, client.info, body=body,
-                                                    endpoints=endpoints)
+            keep_alive = await self.forwarder.proxy(channel, request, route, client.info, body=body, start=start)
         except Exception:
             log.exception("ingress: forwarding %s %s failed", request.method, request.target[:_SHOWN])
             keep_alive = False
@@ -344,7 +353,8 @@ class Gateway:
         """Start the exchange with ``endpoint`` on the fast path if it qualifies (see the module docstring)."""
         length = request.length or 0
         if (request.upgrade or request.chunked or request.expect_continue or length > channel.buffered
-                or length > self.config.buffer_request_body or channel.writing_paused):
+                or length > self.config.buffer_request_body or channel.writing_paused
+                or (self.forwarder.failed and self.forwarder.recently_failed(endpoint))):
             return False
         upstream = self.pool.take(endpoint)
         if upstream is None:
@@ -355,7 +365,7 @@ class Gateway:
         upstream.on_data = self._on_upstream_data
         upstream.on_end = self._on_upstream_end
         upstream.on_timeout = self._on_upstream_timeout
-        upstream.wait_at_most(self.config.read_timeout)
+        upstream.deadline = self._read_deadline
         try:
             upstream.write(upstream_head(request, client.info) + body)
         except ConnectionError:
@@ -405,7 +415,9 @@ class Gateway:
         keep_alive = request.keep_alive and not self._closing
         self.forwarder.settle(pending.endpoint, upstream, response.keep_alive)
         head = client_head(response, keep_alive=keep_alive, http10_client=request.version == "HTTP/1.0")
-        if not self._write(channel, head + body):
+        try:
+            channel.write(head + body)
+        except ConnectionError:
             keep_alive = False
         self._done(channel, pending.client, keep_alive)
 

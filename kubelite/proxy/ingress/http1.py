@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from kubelite.proxy.ingress.channel import Channel, IncompleteRead
 
@@ -19,20 +20,20 @@ MAX_HEAD = 64 * 1024
 MAX_CHUNK_LINE = 4096
 COPY_SIZE = 256 * 1024
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Header lines up to the blank line: a token, a colon, then anything but CR and LF.
-_FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r\n)*\r\n")
 _FIELD = re.compile(rb"\r\n([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n]*)")
 # The fields the proxy reads or rewrites; found in one pass over a head (they start a line: after CRLF).
 _NOTABLE = re.compile(rb"\r\n(content-length|transfer-encoding|connection|host|upgrade|expect|keep-alive|"
                       rb"proxy-connection|te|trailer|x-forwarded-for|x-forwarded-proto|x-forwarded-host|"
                       rb"x-forwarded-port|x-real-ip):[ \t]*([^\r\n]*)", re.IGNORECASE)
-# Fields whose presence means the head cannot be passed on as it is.
-_REWRITTEN = frozenset({b"connection", b"upgrade", b"keep-alive", b"proxy-connection", b"te", b"trailer",
-                        b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
-                        b"x-real-ip"})
 # A request target: visible characters only (no space, no control character).
 _TARGET = re.compile(r"[\x21-\x7e\x80-\xff]+")
 _VERSIONS = ("HTTP/1.1", "HTTP/1.0")
+_FIELD_LINES = rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r\n)*\r\n"
+# A whole request or response head in one match (the start line's parts as groups); anything that does
+# not match is looked at again, slowly, for the error message.
+_REQUEST = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e\x80-\xff]+) (HTTP/1\.[01])\r\n" + _FIELD_LINES)
+_RESPONSE = re.compile(rb"(HTTP/1\.[01]) ([0-9]{3})(?: ([^\r\n]*))?\r\n" + _FIELD_LINES)
+_STATUS_LINE = re.compile(r"HTTP/1\.[01] [0-9]{3}(?: [^\r\n]*)?")
 _NO_BODY_STATUSES = (204, 304)
 
 
@@ -42,17 +43,6 @@ class BadMessage(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
-
-
-@dataclass(slots=True)
-class _Framing:
-    length: int | None = None
-    chunked: bool = False
-    connection: frozenset[str] = frozenset()
-    host: str | None = None
-    upgrade: str = ""
-    expect: str = ""
-    rewrite: bool = False
 
 
 @dataclass(slots=True)
@@ -138,18 +128,14 @@ class ResponseHead:
 
 def parse_request_head(head: bytes) -> RequestHead:
     """Parse a request head (everything up to and including the blank line)."""
-    head, start_line, end = _split(head, 400)
-    parts = start_line.split(" ")
-    if len(parts) != 3:
-        raise BadMessage(f"malformed request line {start_line[:100]!r}")
-    method, target, version = parts
-    if version not in _VERSIONS:
-        raise BadMessage(f"unsupported HTTP version {version[:20]!r}",
-                         505 if version.startswith("HTTP/") else 400)
-    if not _TOKEN.fullmatch(method) or not _TARGET.fullmatch(target):
-        raise BadMessage(f"malformed request line {start_line[:100]!r}")
-    framing = _framing(head, end, 400)
-    host = framing.host
+    if head[:1] == b"\r":
+        head = head.lstrip(b"\r\n")  # RFC 9112 2.2: ignore CRLFs before the start line
+    match = _REQUEST.fullmatch(head)
+    if match is None:
+        raise _request_error(head)
+    raw_method, raw_target, raw_version = match.groups()
+    method, target, version = raw_method.decode(), raw_target.decode("latin-1"), raw_version.decode()
+    length, chunked, connection, host, upgrade, expect, rewrite = _fields(head, match.end(3), 400)
     if host is None:
         host = ""
         if not target.startswith("/") and "://" in target:
@@ -157,20 +143,24 @@ def parse_request_head(head: bytes) -> RequestHead:
             host = authority.split("/", 1)[0].split("?", 1)[0]
         elif version == "HTTP/1.1":
             raise BadMessage("an HTTP/1.1 request needs a Host header")
-    return RequestHead(method, target, version, head, framing.length, framing.chunked, framing.connection,
-                       host, framing.upgrade if "upgrade" in framing.connection else "",
-                       framing.expect.lower() == "100-continue", framing.rewrite)
+    return RequestHead(method, target, version, head, length, chunked, connection, host,
+                       upgrade if "upgrade" in connection else "", expect.lower() == "100-continue", rewrite)
 
 
 def parse_response_head(head: bytes) -> ResponseHead:
     """Parse a response head; a malformed one is `BadMessage` (the gateway answers 502)."""
-    head, start_line, end = _split(head, 502)
-    parts = start_line.split(" ", 2)
-    if len(parts) < 2 or parts[0] not in _VERSIONS or len(parts[1]) != 3 or not parts[1].isdigit():
-        raise BadMessage(f"malformed status line {start_line[:100]!r}", 502)
-    framing = _framing(head, end, 502)
-    return ResponseHead(parts[0], int(parts[1]), parts[2] if len(parts) > 2 else "", head, framing.length,
-                        framing.chunked, framing.connection, framing.upgrade, framing.rewrite)
+    if head[:1] == b"\r":
+        head = head.lstrip(b"\r\n")
+    match = _RESPONSE.fullmatch(head)
+    if match is None:
+        line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        if _STATUS_LINE.fullmatch(line):
+            raise BadMessage("malformed header line (folded, bare CR or LF, or a bad name)", 502)
+        raise BadMessage(f"malformed status line {line[:100]!r}", 502)
+    version, status, reason = match.groups()
+    length, chunked, connection, _, upgrade, _, rewrite = _fields(head, match.end(2), 502)
+    return ResponseHead(version.decode(), int(status), reason.decode("latin-1") if reason else "", head, length,
+                        chunked, connection, upgrade, rewrite)
 
 
 def fields_of(head: bytes) -> Headers:
@@ -178,55 +168,70 @@ def fields_of(head: bytes) -> Headers:
     return [(n.decode("latin-1"), v.rstrip(b" \t").decode("latin-1")) for n, v in _FIELD.findall(head)]
 
 
-def _split(head: bytes, status: int) -> tuple[bytes, str, int]:
-    """The head without leading CRLFs, its start line, and where the start line ends; every field line is
-    checked to be ``token ":" text`` (no bare CR or LF, no folding) by one regular expression."""
-    if head.startswith(b"\r\n"):
-        head = head.lstrip(b"\r\n")  # RFC 9112 2.2: ignore CRLFs before the start line
+@lru_cache(maxsize=64)
+def _tokens(value: str) -> frozenset[str]:
+    """The tokens of a Connection header, lower case (the same few values come again and again)."""
+    return frozenset(t.strip().lower() for t in value.split(",") if t.strip())
+
+
+def _request_error(head: bytes) -> BadMessage:
+    """Why a request head does not parse (the slow path, for the message)."""
     end = head.find(b"\r\n")
     if end < 0 or not head.endswith(b"\r\n\r\n"):
-        raise BadMessage("incomplete message head", status)
-    start_line = head[:end].decode("latin-1")
-    if "\n" in start_line or "\r" in start_line:
-        raise BadMessage("bare CR or LF in the message head", status)
-    if not _FIELDS.fullmatch(head, end + 2):
-        raise BadMessage("malformed header line (folded, bare CR or LF, or a bad name)", status)
-    return head, start_line, end
+        return BadMessage("incomplete message head")
+    line = head[:end].decode("latin-1")
+    parts = line.split(" ")
+    if len(parts) == 3 and parts[2] not in _VERSIONS and parts[2].startswith("HTTP/"):
+        return BadMessage(f"unsupported HTTP version {parts[2][:20]!r}", 505)
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not _TARGET.fullmatch(parts[1]) \
+            or parts[2] not in _VERSIONS:
+        return BadMessage(f"malformed request line {line[:100]!r}")
+    return BadMessage("malformed header line (folded, bare CR or LF, or a bad name)")
 
 
-def _framing(head: bytes, end: int, status: int) -> _Framing:
-    framing = _Framing()
+_Fields = tuple[int | None, bool, frozenset[str], str | None, str, str, bool]
+
+
+def _fields(head: bytes, start: int, status: int) -> _Fields:
+    """(Content-Length, chunked, Connection tokens, Host, Upgrade, Expect, whether the head needs rewriting)."""
+    length: int | None = None
+    connection: frozenset[str] = frozenset()
+    host: str | None = None
+    upgrade = expect = ""
+    rewrite = False
     transfer_encoding: str | None = None
-    for raw_name, raw_value in _NOTABLE.findall(head, end):
+    for raw_name, raw_value in _NOTABLE.findall(head, start):
         name = raw_name.lower()
-        if name in _REWRITTEN:
-            framing.rewrite = True
         value = raw_value.rstrip(b" \t").decode("latin-1")
-        if name == b"content-length":
-            if not value.isdigit() or (framing.length is not None and framing.length != int(value)):
+        if name == b"host":
+            if host is not None:
+                raise BadMessage("more than one Host header", status)
+            host = value
+        elif name == b"content-length":
+            if not value.isdigit() or (length is not None and length != int(value)):
                 raise BadMessage(f"bad Content-Length {value[:40]!r}", status)
-            framing.length = int(value)
+            length = int(value)
+        elif name == b"connection":
+            connection = connection | _tokens(value)
+            rewrite = True
         elif name == b"transfer-encoding":
             transfer_encoding = value if transfer_encoding is None else f"{transfer_encoding}, {value}"
-        elif name == b"connection":
-            tokens = {t.strip().lower() for t in value.split(",") if t.strip()}
-            framing.connection = framing.connection | tokens
-        elif name == b"host":
-            if framing.host is not None:
-                raise BadMessage("more than one Host header", status)
-            framing.host = value
         elif name == b"upgrade":
-            framing.upgrade = value
+            upgrade = value
+            rewrite = True
         elif name == b"expect":
-            framing.expect = value
+            expect = value
+        else:
+            rewrite = True  # the other hop-by-hop and X-Forwarded-* fields
+    chunked = False
     if transfer_encoding is not None:
-        if framing.length is not None:
+        if length is not None:
             raise BadMessage("both Content-Length and Transfer-Encoding", status)
         if transfer_encoding.strip().lower() != "chunked":
             raise BadMessage(f"unsupported Transfer-Encoding {transfer_encoding[:40]!r}",
                              501 if status == 400 else status)
-        framing.chunked = True
-    return framing
+        chunked = True
+    return length, chunked, connection, host, upgrade, expect, rewrite
 
 
 def serialize_head(start_line: str, headers: Headers) -> bytes:

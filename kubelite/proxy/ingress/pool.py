@@ -72,10 +72,12 @@ class UpstreamPool:
             channel.close()
             return
         stack.append((channel, self._clock()))
-        channel.on_end = lambda c: self._drop(endpoint, c)
+        channel.pool_key = endpoint
+        channel.on_end = self._drop
 
-    def _drop(self, endpoint: Endpoint, channel: Channel) -> None:
-        stack = self._idle.get(endpoint)
+    def _drop(self, channel: Channel) -> None:
+        key = channel.pool_key
+        stack = self._idle.get(key) if isinstance(key, Endpoint) else None
         if stack:
             for i, (idle, _) in enumerate(stack):
                 if idle is channel:

@@ -37,7 +37,8 @@ import hashlib
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from functools import lru_cache
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import unquote
 
 Obj = dict[str, Any]
@@ -59,9 +60,9 @@ INVALID_SECRET = "InvalidSecret"
 
 # --- what a table holds --------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """One address a backend sends requests to."""
+class Endpoint(NamedTuple):
+    """One address a backend sends requests to. (A tuple: endpoints key the connection pool, and a tuple
+    hashes in C.)"""
 
     host: str
     port: int
@@ -88,12 +89,16 @@ class Backend:
         """Why a request for this backend cannot be served, for a 503's body."""
         return self.problem or f'no ready endpoints for service "{self.service}" port {self.port}'
 
-    def rotation(self) -> list[Endpoint]:
-        """The endpoints in the order to try them: round-robin over requests."""
-        n = len(self.endpoints)
-        if n <= 1:
+    def next_turn(self) -> int:
+        """Whose turn it is (round-robin over requests): an index into ``endpoints``, which is not empty."""
+        return next(self._turns) % len(self.endpoints)
+
+    def rotation(self, start: int | None = None) -> list[Endpoint]:
+        """The endpoints in the order to try them, from ``start`` (default: `next_turn`)."""
+        if len(self.endpoints) <= 1:
             return list(self.endpoints)
-        start = next(self._turns) % n
+        if start is None:
+            start = self.next_turn()
         return [*self.endpoints[start:], *self.endpoints[:start]]
 
 
@@ -225,9 +230,10 @@ class RouteTable:
 
 # --- request normal forms ------------------------------------------------------------------------------
 
+@lru_cache(maxsize=4096)
 def normalize_host(host: str) -> str:
     """A Host header (or SNI name) as rules are matched: lower case, without port and trailing dot.
-    IPv6 literals keep their brackets."""
+    IPv6 literals keep their brackets. (Cached: the same few hosts come again and again.)"""
     host = host.strip().lower()
     if host.startswith("["):
         end = host.find("]")
