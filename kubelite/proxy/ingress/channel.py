@@ -1,9 +1,13 @@
 """`Channel`: one TCP or TLS connection as an asyncio Protocol with a read buffer, awaitable reads and
 flow-controlled writes — asyncio's StreamReader/StreamWriter pair, plus what a proxy needs from it:
 
+- it can be driven by callbacks (``on_data`` runs on every arrival: parse what is buffered, `find`,
+  `take`) or by a coroutine (`read_until`, `read`, `read_exactly`), and go from one to the other between
+  messages — the gateway's fast path and its general path share connections;
 - `buffered` says how much has arrived without waiting, so a response head and the body bytes that came
   with it leave in one write, while a body that has not arrived yet is never waited for;
-- `closed` is known as soon as the peer goes away, also while the connection sits idle in a pool;
+- ``ended``/``closed`` are known (and ``on_end`` runs) as soon as the peer goes away, also while the
+  connection sits idle in a pool;
 - reading stops (``pause_reading``) while more than ``limit`` bytes wait in the buffer, so a slow reader
   on one side throttles the sender on the other instead of buffering without bound.
 
@@ -11,9 +15,9 @@ Reads raise `ConnectionResetError` when the connection was lost with an error; a
 is ``b""`` from `read` and `IncompleteRead` from the exact reads. Only one coroutine reads at a time.
 
 Timeouts are deadlines rather than timers (a timer per read costs more than the rest of a small
-exchange): a read or drain given ``within=S`` that has to wait sets ``deadline`` to S seconds from then
-(without ``within`` the deadline set last by `wait_at_most` stands), and a sweeper calls `expire` now and
-then, which fails a read or drain still waiting past its deadline with `TimeoutError`.
+exchange): ``deadline`` is set directly, by `wait_at_most`, or by a read or drain given ``within=S``
+that has to wait; a sweeper calls `expire` now and then, which fails a read or drain still waiting past
+the deadline with `TimeoutError`, or calls ``on_timeout`` when nothing waits (a callback-driven exchange).
 """
 
 from __future__ import annotations
@@ -120,11 +124,6 @@ class Channel(asyncio.Protocol):
     # --- state -----------------------------------------------------------------------------------------
 
     @property
-    def at_eof(self) -> bool:
-        """The peer finished sending and everything it sent has been read."""
-        return self.ended and not self._buffer
-
-    @property
     def writing_paused(self) -> bool:
         """The transport's write buffer is above its high-water mark (the peer reads slower than we write)."""
         return self._writing_paused
@@ -140,9 +139,6 @@ class Channel(asyncio.Protocol):
         if isinstance(info, tuple) and len(info) >= 2:
             return str(info[0]), int(info[1])
         return "", 0
-
-    def extra(self, name: str) -> Any:
-        return self.transport.get_extra_info(name) if self.transport is not None else None
 
     # --- deadlines -------------------------------------------------------------------------------------
 

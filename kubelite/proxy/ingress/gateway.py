@@ -179,10 +179,6 @@ class Gateway:
         if self._closing and not self._tasks and not any(c.busy for c in self._clients.values()):
             self._drained.set()
 
-    @property
-    def active_connections(self) -> int:
-        return len(self._clients)
-
     async def _sweep(self) -> None:
         """Expire the deadlines of every connection now and then (see `channel`), until cancelled."""
         loop = asyncio.get_running_loop()
@@ -224,8 +220,10 @@ class Gateway:
         if channel.closed:
             self._clients.pop(channel, None)
             self._check_drained()
-        elif client is not None and not client.busy and not channel.buffered:
-            channel.close()  # the client is done sending and nothing is pending
+        elif client is not None and not client.busy:
+            # The client is done sending and no request of its is being answered: whatever is buffered
+            # is an incomplete head that cannot complete any more.
+            channel.close()
 
     def _on_client_idle(self, channel: Channel) -> None:
         client = self._clients.get(channel)

@@ -340,3 +340,58 @@ async def test_close_lets_a_request_in_flight_finish(backend: Backend) -> None:
         await closing
         writer.close()
         assert head.status == 200 and not head.keep_alive
+
+
+# --- the fast path (a pooled connection and a complete request) ----------------------------------------
+
+async def pooled_exchange(gw: Gateway, second: bytes) -> tuple[Reply, Reply]:
+    """Two requests on one client connection: the first fills the pool, the second takes the fast path."""
+    reader, writer = await connect(gw)
+    try:
+        writer.write(get("/first"))
+        first = await asyncio.wait_for(read_reply(reader), 10)
+        assert gw.pool.idle_count() == 1
+        writer.write(second)
+        return first, await asyncio.wait_for(read_reply(reader), 10)
+    finally:
+        writer.close()
+
+
+async def test_a_response_still_arriving_is_finished_by_the_general_path(backend: Backend) -> None:
+    async with gateway(table_for([backend.port])) as gw:
+        _, (head, body) = await pooled_exchange(gw, get("/stream?n=3&interval=0.05"))
+        assert head.chunked and body == b"one line 0\none line 1\none line 2\n"
+        assert backend.connections == 1 and gw.pool.idle_count() == 1
+
+
+async def test_interim_responses_on_the_fast_path() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(OK)
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" + OK)
+        await writer.drain()
+        await reader.read()
+
+    async with raw_endpoint(handle) as port, gateway(table_for([port])) as gw:
+        reader, writer = await connect(gw)
+        writer.write(get("/first"))
+        await asyncio.wait_for(read_reply(reader), 10)
+        writer.write(get("/second"))
+        interim = parse_response_head(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10))
+        head, body = await asyncio.wait_for(read_reply(reader), 10)
+        writer.close()
+        assert interim.status == 103 and ("Link", "</style.css>; rel=preload") in interim.headers
+        assert head.status == 200 and body == b"ok"
+
+
+async def test_504_on_the_fast_path() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(OK)
+        await reader.read()  # the second request is never answered
+
+    async with raw_endpoint(handle) as port, gateway(table_for([port]), read_timeout=0.3) as gw:
+        first, (head, body) = await pooled_exchange(gw, get("/second"))
+        assert first[0].status == 200
+        assert head.status == 504 and b"did not answer within 0.3s" in body
