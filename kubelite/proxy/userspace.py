@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyroute2 import AsyncIPRoute
+from pyroute2 import IPRoute
 
 from kubelite.client.events import EventRecorder
 from kubelite.proxy.config import ProxyConfig
@@ -330,48 +330,55 @@ class UserspaceProxier:
         if wanted == self.cluster_ips:
             return
         try:
-            async with AsyncIPRoute(netns=self.config.netns) if self.config.netns else AsyncIPRoute() as ipr:
-                found = await ipr.link_lookup(ifname=self.interface)
-                if not found:
-                    found = await self._make_interface(ipr)
-                index = found[0]
-                for ip in sorted(wanted - self.cluster_ips):
-                    with contextlib.suppress(Exception):  # already there (a previous run)
-                        await ipr.addr("add", index=index, address=ip, prefixlen=32 if ":" not in ip else 128)
-                for ip in sorted(self.cluster_ips - wanted):
-                    with contextlib.suppress(Exception):
-                        await ipr.addr("del", index=index, address=ip, prefixlen=32 if ":" not in ip else 128)
+            await self.thread.run(_set_addresses, self.interface, wanted, self.cluster_ips)
         except Exception as e:  # pyroute2's NetlinkError, permissions
             log.warning("userspace proxy: cannot put ClusterIPs on %s (ClusterIPs will not answer): %s",
                         self.interface, e)
             return
         self.cluster_ips = set(wanted)
 
-    async def _make_interface(self, ipr: AsyncIPRoute) -> list[int]:
-        """A dummy interface; where the kernel has no dummy driver, an empty bridge does the same job (its
-        addresses are local, and nothing is attached to it)."""
-        try:
-            await ipr.link("add", ifname=self.interface, kind="dummy")
-        except Exception as e:  # NetlinkError: EOPNOTSUPP without the dummy module
-            log.info("userspace proxy: no dummy interfaces here (%s); using an empty bridge", e)
-            await ipr.link("add", ifname=self.interface, kind="bridge")
-        found: list[int] = await ipr.link_lookup(ifname=self.interface)
-        await ipr.link("set", index=found[0], state="up")
-        return found
-
     async def cleanup(self) -> None:
         """Remove the dummy interface (and with it every ClusterIP on it)."""
         try:
-            async with AsyncIPRoute(netns=self.config.netns) if self.config.netns else AsyncIPRoute() as ipr:
-                found = await ipr.link_lookup(ifname=self.interface)
-                if found:
-                    await ipr.link("del", index=found[0])
+            await self.thread.run(_remove_interface, self.interface)
         except Exception as e:
             log.warning("userspace proxy: cannot remove %s: %s", self.interface, e)
         self.cluster_ips = set()
 
     def close(self) -> None:
         self.thread.close()
+
+
+# Netlink calls run in the proxy's `NetnsThread`, so that their sockets are made in its namespace. (Not
+# pyroute2's ``netns=``: that forks a helper and stops it with SIGTERM, which the helper's inherited asyncio
+# signal handler reports to this process's event loop as a SIGTERM of its own.)
+
+def _set_addresses(interface: str, wanted: set[str], current: set[str]) -> None:
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=interface)
+        if not found:
+            try:
+                ipr.link("add", ifname=interface, kind="dummy")
+            except Exception as e:  # NetlinkError: EOPNOTSUPP without the dummy module
+                # An empty bridge does the same job: its addresses are local, and nothing is attached to it.
+                log.info("userspace proxy: no dummy interfaces here (%s); using an empty bridge", e)
+                ipr.link("add", ifname=interface, kind="bridge")
+            found = ipr.link_lookup(ifname=interface)
+            ipr.link("set", index=found[0], state="up")
+        index = found[0]
+        for ip in sorted(wanted - current):
+            with contextlib.suppress(Exception):  # already there (a previous run)
+                ipr.addr("add", index=index, address=ip, prefixlen=32 if ":" not in ip else 128)
+        for ip in sorted(current - wanted):
+            with contextlib.suppress(Exception):
+                ipr.addr("del", index=index, address=ip, prefixlen=32 if ":" not in ip else 128)
+
+
+def _remove_interface(interface: str) -> None:
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=interface)
+        if found:
+            ipr.link("del", index=found[0])
 
 
 def _bound_socket(family: int, kind: int, ip: str, port: int) -> socket.socket:
