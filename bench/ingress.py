@@ -230,6 +230,7 @@ async def serve_gateway(port: int, endpoints: list[tuple[str, int]]) -> None:
 
 @dataclass
 class Run:
+    requests: int
     rps: float
     p50_ms: float
     p99_ms: float
@@ -269,8 +270,10 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(url: str, connections: int, seconds: float, cpu_set: set[int]) -> Run:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-H", f"Host: {HOST}",
+    duration = max(1, round(seconds))  # wrk takes whole seconds
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-H", f"Host: {HOST}",
                           url], capture_output=True, text=True, check=True, preexec_fn=pinned(cpu_set)).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
@@ -279,7 +282,7 @@ def run_wrk(url: str, connections: int, seconds: float, cpu_set: set[int]) -> Ru
         errors += int(m.group(1))
     if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
         errors += sum(int(g) for g in m.groups())
-    return Run(rps, p50, p99, errors)
+    return Run(requests, rps, p50, p99, errors)
 
 
 def run_python_load(url: str, connections: int, seconds: float, cpu_set: set[int]) -> Run:
@@ -322,7 +325,8 @@ async def python_load(url: str, connections: int, seconds: float) -> dict[str, A
     def pct(p: float) -> float:
         return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] * 1000 if ordered else float("nan")
 
-    return {"rps": len(latencies) / elapsed, "p50_ms": pct(50), "p99_ms": pct(99), "errors": errors}
+    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50_ms": pct(50), "p99_ms": pct(99),
+            "errors": errors}
 
 
 # --- the run ------------------------------------------------------------------------------------------
@@ -344,7 +348,7 @@ def measure(targets: list[Target], load: str, connections: int, seconds: float, 
             run = runner(target.url, connections, seconds, cpu_set)
             if target.pid:
                 spent = cpu_seconds(target.pid) - before
-                run.cpu_us_per_request = round(spent / (run.rps * seconds) * 1e6, 1) if run.rps else None
+                run.cpu_us_per_request = round(spent / run.requests * 1e6, 1) if run.requests else None
             target.runs.setdefault(load_name(connections), []).append(run)
 
 
@@ -410,7 +414,7 @@ def main() -> None:
             everywhere = proxy_cpu | other_cpus
             for process in processes:
                 repin(process.pid, everywhere)
-            measure(targets, load, 1, max(seconds / 2, 1.0), rounds, everywhere)
+            measure(targets, load, 1, max(round(seconds / 2), 1), rounds, everywhere)
         finally:
             for process in reversed(processes):
                 process.stop()
