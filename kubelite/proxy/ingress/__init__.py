@@ -2,9 +2,11 @@
 ``kubelite`` (ingress-nginx's and k3s Traefik's job).
 
 Modules, each with one job: `routes` (the pure routing table), `classes` (which Ingresses are ours, and
-the default IngressClass), `http1` and `headers` (messages and header rewriting), `channel` and `pool`
-(connections), `gateway` (the proxy), `tls` (certificates by SNI), `status` (status.loadBalancer),
-`controller` (informers → table → gateway; `run_ingress`).
+the default IngressClass), `http1` and `headers` (message heads, body framing, header rewriting),
+`channel` and `pool` (connections), `gateway` (listeners, routing, the callback fast path), `forward` (the
+general path: streaming, retries, upgrades), `replies` (the gateway's own answers), `tls` (certificates
+by SNI), `status` (status.loadBalancer), `config`, `controller` (informers → table → gateway;
+`run_ingress`).
 """
 
 from kubelite.proxy.ingress.classes import CLASS_NAME, CONTROLLER, ensure_ingress_class
