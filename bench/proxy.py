@@ -17,7 +17,7 @@ Needs root (network namespaces, nftables). The world it builds, all removed at t
    commands each of those syncs sent and how long it took (a partial sync touches one Service).
 2. Data path, with every Service still loaded: bulk TCP throughput over one connection for a few
    seconds, and sequential connections per second (the rules are evaluated for each new connection), to
-   the ClusterIP and straight to the pod IP, alternated, median of three runs each. Python sender and
+   the ClusterIP and straight to the pod IP, alternated (in turn first), median of three runs each. Python sender and
    receiver, in the client and the first pod.
 
 Printed and written to bench/results/proxy.json (not with ``--quick``: 10 and 500 Services, short runs).
@@ -385,8 +385,8 @@ async def measure_data_path(lab: Lab, cluster_ip: str, seconds: float, runs: int
     results: dict[str, dict[str, list[float]]] = {"clusterip": {"bulk": [], "conn": []},
                                                   "direct": {"bulk": [], "conn": []}}
     targets = {"clusterip": cluster_ip, "direct": POD_IPS["p1"]}
-    for _ in range(runs):
-        for path in ("direct", "clusterip"):
+    for run in range(runs):
+        for path in ("direct", "clusterip") if run % 2 == 0 else ("clusterip", "direct"):
             bulk = await _client_run(lab, "bulk", targets[path], BULK_PORT, seconds)
             results[path]["bulk"].append(bulk["bytes"] * 8 / bulk["seconds"] / 1e9)
             conn = await _client_run(lab, "conn", targets[path], CONN_PORT, seconds)

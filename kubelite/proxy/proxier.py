@@ -15,9 +15,10 @@ the `SyncRunner` for a sync; a sync reads the caches again (level-triggered) and
 
 A transaction ``nft`` refuses changes nothing (``nft -f`` is all or nothing): the next sync, retried with
 backoff, is a replace, and the Services of the failed one stay marked. Chains no Service uses any more
-are flushed at once and deleted by the first sync a second or more later (see ``transaction.py``). Bad
-input in one Service is reported (log, and an Event where Kubernetes records one) and leaves every other
-Service alone.
+are flushed at once and deleted by the first sync a second or more later (see ``transaction.py``). After
+a sync that changed UDP Services, the conntrack entries of their flows to endpoints they no longer have
+are deleted (``conntrack.py``). Bad input in one Service is reported (log, and an Event where Kubernetes
+records one) and leaves every other Service alone.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 from kubelite.client.events import EventRecorder
 from kubelite.proxy.config import ProxyConfig
+from kubelite.proxy.conntrack import ConntrackCleaner, UdpPort, to_check, udp_ports
 from kubelite.proxy.nft import Nft, NftError
 from kubelite.proxy.nftables import RenderConfig, ServiceObjects, render_service
 from kubelite.proxy.services import Problem, plan_service, slice_service_key
@@ -61,11 +63,13 @@ class SyncStats:
 
 class NftablesProxier:
     def __init__(self, config: ProxyConfig, source: ServiceSource, nft: Nft, *,
-                 recorder: EventRecorder | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 recorder: EventRecorder | None = None, conntrack: ConntrackCleaner | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.source = source
         self.nft = nft
         self.recorder = recorder
+        self.conntrack = conntrack
         self.clock = clock
         self.tables = {
             family: FamilyTable(RenderConfig(
@@ -80,6 +84,8 @@ class NftablesProxier:
         self.failures = 0
         self.stats = SyncStats()
         self._reported: dict[str, tuple[Problem, ...]] = {}
+        # The UDP ports of each Service as last loaded (for conntrack cleaning).
+        self._udp: dict[str, tuple[UdpPort, ...]] = {}
         self.runner = SyncRunner(self.sync, min_interval=config.min_sync_period, max_interval=config.sync_period)
 
     # --- notifications (informer handlers: cheap, never fail) ------------------------------------------
@@ -119,7 +125,7 @@ class NftablesProxier:
             for table in self.tables.values():
                 keys |= table.service_keys()
         self.dirty.clear()
-        plans = self._plan(keys, kind, start)
+        plans, udp = self._plan(keys, kind, start)
         lines = [line for plan in plans for line in plan.lines]
         if lines:
             try:
@@ -134,6 +140,7 @@ class NftablesProxier:
                             ", ".join((c.winner, *c.losers)), c.winner)
         self.need_replace = False
         self.failures = 0
+        await self._clean_conntrack(keys, udp, every=kind in (FULL, REPLACE))
         if kind in (FULL, REPLACE):
             self.last_full = start
         if kind != PARTIAL:
@@ -168,21 +175,49 @@ class NftablesProxier:
                 return True
         return False
 
-    def _plan(self, keys: set[str], kind: str, now: float) -> list[Plan]:
+    def _plan(self, keys: set[str], kind: str, now: float) -> tuple[list[Plan], dict[str, tuple[UdpPort, ...]]]:
+        """The transaction of each family for ``keys``, and the UDP ports of those Services."""
         family_changes: dict[str, dict[str, ServiceObjects]] = {f: {} for f in self.tables}
+        udp: dict[str, tuple[UdpPort, ...]] = {}
         for key in sorted(keys):
             svc = self.source.service(key)
             slices = self.source.slices(key) if svc is not None else []
             problems: list[Problem] = []
+            ports: tuple[UdpPort, ...] = ()
             for family, table in self.tables.items():
                 plan = plan_service(svc, slices, family=family, node_name=self.config.node_name,
                                     dual_stack=self.config.dual_stack)
                 problems += [p for p in plan.problems if p not in problems]
                 family_changes[family][key] = render_service(plan, table.cfg)
+                ports += udp_ports(plan)
+            udp[key] = ports
             self._report(key, svc, tuple(problems))
         full, replace = kind in (FULL, REPLACE), kind == REPLACE
-        return [table.plan(family_changes[family], now=now, full=full, replace=replace)
-                for family, table in self.tables.items()]
+        plans = [table.plan(family_changes[family], now=now, full=full, replace=replace)
+                 for family, table in self.tables.items()]
+        return plans, udp
+
+    async def _clean_conntrack(self, keys: set[str], udp: dict[str, tuple[UdpPort, ...]], *, every: bool) -> None:
+        """Delete the UDP flows the rules just loaded no longer allow (see ``conntrack.py``): those of the
+        Services whose UDP ports changed, or of every UDP Service after a full sync."""
+        check: list[UdpPort] = []
+        for key in keys:
+            before, after = self._udp.get(key, ()), udp.get(key, ())
+            if before != after or (every and after):
+                check += to_check(before, after)
+            if after:
+                self._udp[key] = after
+            else:
+                self._udp.pop(key, None)
+        if self.conntrack is None or not check:
+            return
+        try:
+            deleted = await self.conntrack.clean(check)
+        except Exception as e:  # netlink errors: the flows time out on their own eventually
+            log.warning("could not clear stale UDP conntrack entries: %s", e)
+            return
+        if deleted:
+            log.debug("cleared %d stale UDP conntrack entries", deleted)
 
     def _report(self, key: str, svc: Obj | None, problems: tuple[Problem, ...]) -> None:
         """Log (and record as Events where Kubernetes does) the problems of a Service when they change."""

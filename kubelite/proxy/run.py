@@ -23,6 +23,7 @@ from kubelite.client.events import EventBroadcaster
 from kubelite.client.informer import DeletedFinalStateUnknown, InformerFactory, object_of
 from kubelite.client.rest import Client
 from kubelite.proxy.config import NFTABLES, USERSPACE, ProxyConfig
+from kubelite.proxy.conntrack import ConntrackCleaner
 from kubelite.proxy.nft import Nft, NftError
 from kubelite.proxy.proxier import NftablesProxier
 from kubelite.proxy.source import InformerSource
@@ -108,7 +109,9 @@ async def run_proxy(client: Client, config: ProxyConfig, stop: asyncio.Event, *,
         proxier: Proxier
         if mode == NFTABLES:
             await _remove_userspace_leftovers(config)
-            proxier = NftablesProxier(config, source, nft, recorder=recorder)
+            conntrack = ConntrackCleaner(config.netns)
+            stack.callback(conntrack.close)
+            proxier = NftablesProxier(config, source, nft, recorder=recorder, conntrack=conntrack)
         else:
             if nft.unavailable() is None:
                 try:

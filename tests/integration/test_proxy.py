@@ -25,7 +25,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,30 @@ CLIENT_IP = "10.244.0.5"
 NODE_IP = "192.168.77.1"
 OUTSIDE_IP = "192.168.77.2"
 PORT = 8080
+
+UDP_SERVER = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[2])))
+print("ready", flush=True)
+while True:
+    _, peer = s.recvfrom(100)
+    s.sendto(sys.argv[1].encode(), peer)
+"""
+
+# Datagrams from one fixed source port: one conntrack flow, as a resolver or metrics agent keeps.
+UDP_FIXED_PORT_CLIENT = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 41000))
+s.settimeout(1)
+s.sendto(b"?", (sys.argv[1], int(sys.argv[2])))
+try:
+    print(s.recv(100).decode())
+except (TimeoutError, ConnectionRefusedError) as e:
+    print("!" + type(e).__name__)
+"""
 
 UDP_PROBE = r"""
 import socket, sys
@@ -367,6 +391,46 @@ async def test_the_userspace_proxy_serves_cluster_ips_and_node_ports(lab: Lab) -
     await lab.stop_proxy()
     links = run_in_netns(lab.node, ["ip", "-o", "link"]).stdout
     assert "kubelite-svc" not in links
+
+
+@asynccontextmanager
+async def udp_server_in_netns(ns: Path, port: int, reply: str) -> AsyncIterator[None]:
+    proc = await asyncio.create_subprocess_exec(NSENTER, f"--net={ns}", "--", sys.executable, "-c", UDP_SERVER,
+                                                reply, str(port), stdout=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert (await asyncio.wait_for(proc.stdout.readline(), 10)).strip() == b"ready"
+        yield
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+async def test_a_udp_flow_follows_its_service_to_a_new_endpoint(lab: Lab) -> None:
+    for pod in ("p1", "p2"):
+        await lab.stack.enter_async_context(udp_server_in_netns(lab.pods[pod], 5353, pod))
+    svc = await lab.service("dns", ports=[{"name": "dns", "port": 53, "protocol": "UDP"}])
+    metadata: dict[str, Any] = {"name": "dns-1", "namespace": "default",
+                                "labels": {"kubernetes.io/service-name": "dns"}}
+    body = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": metadata,
+            "addressType": "IPv4", "ports": [{"name": "dns", "port": 5353, "protocol": "UDP"}],
+            "endpoints": [{"addresses": [POD_IPS["p1"]], "conditions": {"ready": True}}]}
+    created = await lab.api.create(SLICES, body, namespace="default")
+    await lab.start_proxy()
+    cluster_ip = svc["spec"]["clusterIP"]
+
+    async def answered_by(pod: str) -> None:
+        done = await asyncio.to_thread(run_in_netns, lab.client, [sys.executable, "-c", UDP_FIXED_PORT_CLIENT,
+                                                                  cluster_ip, "53"])
+        assert done.stdout.strip() == pod, done.stdout + done.stderr
+
+    await eventually(lambda: answered_by("p1"))
+    metadata["resourceVersion"] = created["metadata"]["resourceVersion"]
+    body["endpoints"] = [{"addresses": [POD_IPS["p2"]], "conditions": {"ready": True}}]
+    await lab.api.update(SLICES, body, namespace="default")
+    # Without clearing the flow's conntrack entry it would stay DNATed to p1 for as long as it is used.
+    await eventually(lambda: answered_by("p2"))
 
 
 async def _expect(answers: Any, expected: list[str]) -> None:

@@ -220,3 +220,35 @@ async def test_cleanup_deletes_the_tables(source: DictSource) -> None:
     proxier, nft, _ = await started(source)
     await proxier.cleanup()
     assert nft.deleted == ["kubelite"] and proxier.need_replace
+
+
+class FakeCleaner:
+    def __init__(self) -> None:
+        self.calls: list[list[Any]] = []
+
+    async def clean(self, ports: list[Any]) -> int:
+        self.calls.append(ports)
+        return 0
+
+
+async def test_conntrack_is_cleaned_when_udp_endpoints_change(source: DictSource) -> None:
+    cleaner = FakeCleaner()
+    proxier, _, clock = make(source)
+    proxier.conntrack = cleaner  # type: ignore[assignment]
+    dns = service("dns", "10.96.5.5", ports=[{"name": "dns", "port": 53, "protocol": "UDP"}])
+    key = source.add(dns)
+    source.slices_of[key] = [endpoint_slice("dns", [endpoint("10.244.0.2")],
+                                            ports=[{"name": "dns", "port": 5353, "protocol": "UDP"}])]
+    proxier.set_synced()
+    await proxier.sync()
+    assert len(cleaner.calls) == 1  # a replace checks every UDP Service
+    proxier.service_changed("ns/svc-1")  # TCP only: nothing to clean
+    clock.now += 1
+    await proxier.sync()
+    assert len(cleaner.calls) == 1
+    source.slices_of[key][0]["endpoints"] = [endpoint("10.244.0.3")]
+    proxier.service_changed(key)
+    clock.now += 1
+    await proxier.sync()
+    [port] = cleaner.calls[-1]
+    assert port.endpoints == frozenset({("10.244.0.3", 5353)})
