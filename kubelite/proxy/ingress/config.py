@@ -2,8 +2,10 @@
 
 Defaults follow ingress-nginx's where it has one: 5 s to connect to an endpoint, 60 s between two reads
 from it (``proxy-read-timeout``), 60 s for a client to send its request head and 75 s of keep-alive
-between its requests, 32 idle keep-alive connections per endpoint kept for 60 s
-(``upstream-keepalive-*``), 3 endpoints tried when connecting fails (``proxy-next-upstream-tries``).
+between its requests, idle keep-alive connections kept for 60 s (``upstream-keepalive-timeout``), 3
+endpoints tried when connecting fails (``proxy-next-upstream-tries``). Up to 128 idle connections are
+kept per endpoint (ingress-nginx keeps 320 per backend): when more requests than that are in flight to
+one endpoint at once, the connections beyond it are closed after their exchange and opened again later.
 WebSocket tunnels last until either side closes or both are silent for ``tunnel_timeout`` (an hour).
 """
 
@@ -47,7 +49,7 @@ class IngressConfig:
     client_body_timeout: float = 60.0
     keepalive_timeout: float = 75.0
     tunnel_timeout: float = 3600.0
-    upstream_keepalive: int = 32
+    upstream_keepalive: int = 128
     upstream_keepalive_timeout: float = 60.0
     max_tries: int = 3
     # An endpoint that refused a connection is tried after the others for this long.

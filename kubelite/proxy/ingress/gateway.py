@@ -269,8 +269,12 @@ class Gateway:
                 channel.close()
             return
         client.busy = True
-        turn = route.backend.next_turn()
-        if not self._try_fast(channel, client, request, route, route.backend.endpoints[turn]):
+        backend = route.backend
+        turn = backend.next_turn()
+        if self.forwarder.failed and self.forwarder.recently_failed(backend.endpoints[turn]):
+            # Start from the first endpoint that has not failed lately (on either path).
+            turn = backend.endpoints.index(self.forwarder.candidates(route, turn)[0])
+        if not self._try_fast(channel, client, request, route, backend.endpoints[turn]):
             self._spawn(self._general(channel, client, request, route, start=turn))
 
     def _route(self, request: RequestHead) -> tuple[Route | None, int, str]:
@@ -351,8 +355,7 @@ class Gateway:
         """Start the exchange with ``endpoint`` on the fast path if it qualifies (see the module docstring)."""
         length = request.length or 0
         if (request.upgrade or request.chunked or request.expect_continue or length > channel.buffered
-                or length > self.config.buffer_request_body or channel.writing_paused
-                or (self.forwarder.failed and self.forwarder.recently_failed(endpoint))):
+                or length > self.config.buffer_request_body or channel.writing_paused):
             return False
         upstream = self.pool.take(endpoint)
         if upstream is None:
