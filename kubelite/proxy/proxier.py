@@ -7,8 +7,9 @@ the `SyncRunner` for a sync; a sync reads the caches again (level-triggered) and
 - *partial* (a change was requested): the marked Services are planned, rendered and compared with what
   was loaded for them; only their differences are sent, as one transaction, and nothing at all when
   nothing differs;
-- *resync* (every ``sync_period``): the same for every Service, after checking over netlink that the
-  table still exists (someone's ``nft flush ruleset`` removes it): a missed event cannot outlive a period;
+- *resync* (every ``sync_period``): the same for every Service whose cached objects are not those its
+  rules were made from, after checking over netlink that the table still exists (someone's ``nft flush
+  ruleset`` removes it): a missed event cannot outlive a period;
 - *full* (every ``full_sync_period``): everything is written again, refilling the shared maps;
 - *replace* (at start and after any failed transaction): the table is deleted and rebuilt in the same
   transaction, which also drops whatever a previous run left in it.
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kubelite.api import meta
 from kubelite.client.events import EventRecorder
 from kubelite.proxy.config import ProxyConfig
 from kubelite.proxy.conntrack import ConntrackCleaner, UdpPort, to_check, udp_ports
@@ -86,6 +88,8 @@ class NftablesProxier:
         self._reported: dict[str, tuple[Problem, ...]] = {}
         # The UDP ports of each Service as last loaded (for conntrack cleaning).
         self._udp: dict[str, tuple[UdpPort, ...]] = {}
+        # What each Service's loaded rules were made from (see `_fingerprint`).
+        self._fingerprints: dict[str, tuple[Any, ...]] = {}
         self.runner = SyncRunner(self.sync, min_interval=config.min_sync_period, max_interval=config.sync_period)
 
     # --- notifications (informer handlers: cheap, never fail) ------------------------------------------
@@ -118,14 +122,17 @@ class NftablesProxier:
         kind = self._kind(start)
         if kind == RESYNC and await self._table_missing():
             kind = REPLACE
+        dirty, self.dirty = self.dirty, set()
         if kind == PARTIAL:
-            keys = set(self.dirty)
+            keys = dirty
         else:
-            keys = set(self.source.service_keys()) | self.dirty
+            keys = set(self.source.service_keys()) | dirty
             for table in self.tables.values():
                 keys |= table.service_keys()
-        self.dirty.clear()
-        plans, udp = self._plan(keys, kind, start)
+            if kind == RESYNC:
+                # Only what changed since it was rendered, notified or not (a missed event shows here).
+                keys = {k for k in keys if k in dirty or self._fingerprints.get(k) != self._fingerprint(k)}
+        plans, udp, fingerprints = self._plan(keys, kind, start)
         lines = [line for plan in plans for line in plan.lines]
         if lines:
             try:
@@ -133,6 +140,11 @@ class NftablesProxier:
             except NftError as e:
                 self._failed(keys, f"nftables transaction of {len(lines)} commands failed: {e}")
                 return
+        for key, fingerprint in fingerprints.items():
+            if fingerprint:
+                self._fingerprints[key] = fingerprint
+            else:
+                self._fingerprints.pop(key, None)
         for plan in plans:
             plan.commit()
             for c in plan.conflicts:
@@ -175,11 +187,24 @@ class NftablesProxier:
                 return True
         return False
 
-    def _plan(self, keys: set[str], kind: str, now: float) -> tuple[list[Plan], dict[str, tuple[UdpPort, ...]]]:
-        """The transaction of each family for ``keys``, and the UDP ports of those Services."""
+    def _fingerprint(self, key: str) -> tuple[Any, ...]:
+        """What a Service's rules are made from, by identity: an informer replaces a cached object on every
+        change and never changes it in place. Empty for a Service that is gone."""
+        svc = self.source.service(key)
+        if svc is None:
+            return ()
+        slices = sorted((id(s), meta.resource_version(s)) for s in self.source.slices(key))
+        return (id(svc), meta.resource_version(svc), *slices)
+
+    def _plan(self, keys: set[str], kind: str, now: float) -> tuple[
+            list[Plan], dict[str, tuple[UdpPort, ...]], dict[str, tuple[Any, ...]]]:
+        """The transaction of each family for ``keys``, the UDP ports of those Services and the
+        fingerprints of what they were made from."""
         family_changes: dict[str, dict[str, ServiceObjects]] = {f: {} for f in self.tables}
         udp: dict[str, tuple[UdpPort, ...]] = {}
+        fingerprints: dict[str, tuple[Any, ...]] = {}
         for key in sorted(keys):
+            fingerprints[key] = self._fingerprint(key)
             svc = self.source.service(key)
             slices = self.source.slices(key) if svc is not None else []
             problems: list[Problem] = []
@@ -195,7 +220,7 @@ class NftablesProxier:
         full, replace = kind in (FULL, REPLACE), kind == REPLACE
         plans = [table.plan(family_changes[family], now=now, full=full, replace=replace)
                  for family, table in self.tables.items()]
-        return plans, udp
+        return plans, udp, fingerprints
 
     async def _clean_conntrack(self, keys: set[str], udp: dict[str, tuple[UdpPort, ...]], *, every: bool) -> None:
         """Delete the UDP flows the rules just loaded no longer allow (see ``conntrack.py``): those of the

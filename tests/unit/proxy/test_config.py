@@ -7,7 +7,9 @@ import argparse
 import pytest
 
 from kubelite.cli import proxy as proxy_cli
-from kubelite.proxy.config import ProxyConfig
+from kubelite.proxy.config import USERSPACE, ProxyConfig
+from kubelite.proxy.nft import Nft
+from kubelite.proxy.run import select_mode
 from kubelite.proxy.services import Endpoint, ServicePortName
 from kubelite.proxy.userspace import Target
 
@@ -66,3 +68,10 @@ def test_the_userspace_proxy_keeps_a_client_on_its_endpoint_until_the_affinity_e
     assert target.pick("192.0.2.9", 9.5, {first}) == other  # a refusing endpoint is skipped
     assert target.pick("192.0.2.9", 9.6, {a, b}) is None
     assert Target(target.name).pick("192.0.2.9", 0.0, set()) is None
+
+
+async def test_without_nft_the_proxy_falls_back_to_userspace_loudly(caplog: pytest.LogCaptureFixture) -> None:
+    nft = Nft(binary="kubelite-no-such-nft")
+    assert await select_mode(ProxyConfig(node_name="n"), nft) == USERSPACE
+    assert "FALLING BACK TO THE USERSPACE PROXY" in caplog.text
+    assert await select_mode(ProxyConfig(node_name="n", mode=USERSPACE), nft) == USERSPACE
