@@ -28,13 +28,22 @@ def add_agent_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubelet-port", type=int, default=10250, help="the kubelet's HTTPS port (default 10250)")
     p.add_argument("--cluster-dns", default="10.96.0.10", help="the cluster DNS address pods use")
     p.add_argument("--cluster-domain", default="cluster.local")
+    p.add_argument("--proxy-mode", choices=["nftables", "userspace"], default="nftables",
+                   help="how Services are routed: nftables (default) or the userspace fallback")
+    p.add_argument("--disable", action="append", default=[], choices=["proxy", "dns", "ingress"],
+                   help="do not run this part of the node agent (repeatable)")
+    p.add_argument("--ingress-http-port", type=int, default=80, help="the ingress gateway's HTTP port (80)")
+    p.add_argument("--ingress-https-port", type=int, default=443, help="the ingress gateway's HTTPS port (443)")
 
 
 def agent_config(args: argparse.Namespace, data_dir: str, ca_pem: bytes) -> AgentConfig:
     return AgentConfig(node_name=(args.node_name or socket.gethostname()).lower(), data_dir=Path(data_dir),
                        cluster_ca_pem=ca_pem, runtime=choose_runtime(args.runtime), node_ip=args.node_ip,
                        kubelet_port=args.kubelet_port, cluster_dns=[args.cluster_dns],
-                       cluster_domain=args.cluster_domain)
+                       cluster_domain=args.cluster_domain, cluster_cidr=args.cluster_cidr,
+                       proxy_mode=args.proxy_mode, enable_proxy="proxy" not in args.disable,
+                       enable_dns="dns" not in args.disable, enable_ingress="ingress" not in args.disable,
+                       ingress_http_port=args.ingress_http_port, ingress_https_port=args.ingress_https_port)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,6 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="the join token (the server's <data-dir>/node-token), or a bearer token with --ca-file")
     p.add_argument("--ca-file", default=None, help="the cluster CA, when the token does not carry its hash")
     p.add_argument("--data-dir", default=None, help="where the agent keeps images, containers and state")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="the cluster's pod network (as the server's)")
     add_agent_flags(p)
     p.set_defaults(func=_agent)
 

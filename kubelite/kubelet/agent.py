@@ -3,10 +3,13 @@
 Inside, in start order: the image store (drop-in tarballs imported first), the pod network (CNI; the
 default configuration is written once the node has a podCIDR), the container runtime serving its gRPC socket,
 then — as API clients — the kubelet with its HTTPS endpoint (logs, exec, port-forward; only the API server,
-holding a client certificate from the cluster CA, may call it), and the node's cluster DNS server.
+holding a client certificate from the cluster CA, may call it), the service proxy (one nftables table), the
+node's cluster DNS server (on the node address, published as endpoints of the ``kube-dns`` Service at
+10.96.0.10), and the ingress gateway (ports 80/443).
 
 Containers outlive the agent: stopping it stops the kubelet and the runtime's server, not the pods, and
-the next agent adopts them. A part that fails stops the whole agent loudly.
+the next agent adopts them. A part that fails stops the whole agent loudly — except the ingress gateway,
+whose ports another program may hold: it reports the error and the node runs on without it.
 """
 
 from __future__ import annotations
@@ -25,11 +28,16 @@ from kubelite.kubelet.config import KubeletConfig
 from kubelite.kubelet.images import ImageStore
 from kubelite.kubelet.kubelet import run_kubelet
 from kubelite.kubelet.network import PodNetwork
+from kubelite.kubelet.node import detect_node_ip
 from kubelite.kubelet.paths import AgentPaths
 from kubelite.kubelet.runtime.manager import RuntimeOptions
 from kubelite.kubelet.runtime.server import serve_runtime
 from kubelite.kubelet.runtime_client import RuntimeClient
 from kubelite.kubelet.server import serve_streaming
+from kubelite.proxy.config import ProxyConfig
+from kubelite.proxy.dns import DNSConfig, dns_endpoints, ensure_dns_service, run_dns
+from kubelite.proxy.ingress import IngressConfig, run_ingress
+from kubelite.proxy.run import run_proxy
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,15 @@ class AgentConfig:
     cluster_dns: list[str] = field(default_factory=lambda: [DEFAULT_CLUSTER_DNS])
     cluster_domain: str = "cluster.local"
     node_labels: dict[str, str] = field(default_factory=dict)
+    cluster_cidr: str = "10.244.0.0/16"
+    proxy_mode: str = "nftables"
+    # Optional parts; a test or a user with their own DNS or ingress turns them off.
+    enable_proxy: bool = True
+    enable_dns: bool = True
+    enable_ingress: bool = True
+    dns_port: int = 53
+    ingress_http_port: int = 80
+    ingress_https_port: int | None = 443
     crashloop_backoff_initial: float = 10.0
     crashloop_backoff_max: float = 300.0
     container_log_max_size: int = 10 * 1024 * 1024
@@ -73,6 +90,8 @@ def choose_runtime(requested: str | None) -> str:
 
 
 async def run_agent(client: Client, config: AgentConfig, stop: asyncio.Event) -> None:
+    if config.node_ip is None:
+        config.node_ip = detect_node_ip()
     paths = config.paths
     paths.root.mkdir(parents=True, exist_ok=True)
     images = ImageStore(paths.images)
@@ -104,6 +123,14 @@ async def run_agent(client: Client, config: AgentConfig, stop: asyncio.Event) ->
                                          name="kubelet"),
                      asyncio.create_task(_image_gc(images), name="image-gc"),
                      runtime]
+            if config.enable_proxy:
+                proxy = ProxyConfig(node_name=config.node_name, cluster_cidr=config.cluster_cidr,
+                                    node_ips=(config.node_ip,), mode=config.proxy_mode)
+                parts.append(asyncio.create_task(run_proxy(client, proxy, stop), name="proxy"))
+            if config.enable_dns:
+                parts.append(asyncio.create_task(_run_node_dns(client, config, stop), name="dns"))
+            if config.enable_ingress:
+                parts.append(asyncio.create_task(_run_ingress_gateway(client, config, stop), name="ingress"))
             stopper = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait([*parts, stopper], return_when=asyncio.FIRST_COMPLETED)
             failed = [t for t in done if t is not stopper and not t.cancelled() and t.exception() is not None]
@@ -120,6 +147,39 @@ async def run_agent(client: Client, config: AgentConfig, stop: asyncio.Event) ->
         runtime_stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await runtime
+
+
+async def _run_node_dns(client: Client, config: AgentConfig, stop: asyncio.Event) -> None:
+    """The cluster DNS server of this node, on the node's address, behind the kube-dns Service."""
+    node_ip = config.node_ip or detect_node_ip()
+    await ensure_dns_service(client, config.cluster_dns[0])
+    published = asyncio.Event()
+
+    def listening(_addresses: object) -> None:
+        published.set()
+
+    dns = asyncio.create_task(run_dns(client, DNSConfig(listen=(node_ip,), port=config.dns_port,
+                                                         cluster_domain=config.cluster_domain),
+                                      stop, on_listening=listening))
+    try:
+        await asyncio.wait({dns, asyncio.ensure_future(published.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        if published.is_set():
+            await dns_endpoints(client, [node_ip], config.dns_port, node_name=config.node_name)
+        await dns
+    finally:
+        dns.cancel()
+
+
+async def _run_ingress_gateway(client: Client, config: AgentConfig, stop: asyncio.Event) -> None:
+    try:
+        await run_ingress(client, IngressConfig(node_name=config.node_name, node_ip=config.node_ip,
+                                                http_port=config.ingress_http_port,
+                                                https_port=config.ingress_https_port), stop)
+    except OSError as e:
+        log.error("the ingress gateway cannot start (%s); this node runs without one (free ports %s/%s, or "
+                  "choose others with --ingress-http-port/--ingress-https-port)", e, config.ingress_http_port,
+                  config.ingress_https_port)
+        await stop.wait()
 
 
 async def _wait_for_socket(path: Path, runtime: asyncio.Task[None]) -> None:

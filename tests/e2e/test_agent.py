@@ -100,3 +100,53 @@ def test_crash_loop_and_deletion(node: Cluster) -> None:
     assert "bye" in node.kubectl("logs", "deploy/crash", "--previous").stdout
     node.kubectl("delete", "deploy", "crash", "--timeout=60s")
     wait_for(lambda: not node.kubectl_json("get", "pods", "-l", "app=crash")["items"], 60, "the pod gone")
+
+
+def test_services_dns_and_ingress(node: Cluster) -> None:
+    """A ClusterIP Service reached by name from a pod (cluster DNS + the nftables proxy), a NodePort from the
+    node, and an Ingress routing by host name on the node's port 80."""
+    script = "mkdir -p /www; echo hello-from-$(hostname) > /www/index.html; exec httpd -f -p 8080 -h /www"
+    node.kubectl("apply", "-f", "-", input=_deployment("svcweb", 2, ["sh", "-c", script]))
+    node.kubectl("rollout", "status", "deploy/svcweb", "--timeout=90s")
+    node.kubectl("expose", "deploy/svcweb", "--name=web", "--port=80", "--target-port=8080")
+    svc = node.kubectl_json("get", "svc", "web")
+    node.kubectl("create", "service", "nodeport", "web-np", "--tcp=80:8080", "--node-port=30080")
+    node.kubectl("patch", "svc", "web-np", "-p", '{"spec":{"selector":{"app":"svcweb"}}}')
+    pods = node.kubectl_json("get", "pods", "-l", "app=svcweb")["items"]
+    client = pods[0]["metadata"]["name"]
+    names = {p["metadata"]["name"] for p in pods}
+
+    def fetch(url: str, *headers: str) -> str:
+        got = node.kubectl("exec", client, "--", "wget", "-qO-",
+                           *[h for header in headers for h in ("--header", header)], url, check=False)
+        return got.stdout.strip()
+
+    def every_backend_answers(url: str) -> bool:
+        seen = {fetch(url) for _ in range(12)}
+        return {f"hello-from-{n}" for n in names} <= seen
+
+    wait_for(lambda: every_backend_answers(f"http://{svc['spec']['clusterIP']}/"), 30, "the ClusterIP to balance")
+    wait_for(lambda: fetch("http://web.default.svc.cluster.local/").startswith("hello-from-"), 30,
+             "the Service by its full DNS name")
+    assert fetch("http://web/").startswith("hello-from-")  # the short name, through the search path
+    lookup = node.kubectl("exec", client, "--", "busybox", "nslookup", "web.default.svc.cluster.local").stdout
+    assert svc["spec"]["clusterIP"] in lookup
+
+    def from_node(url: str, *headers: str) -> str:
+        got = subprocess.run([*node.wrap, str(BUSYBOX), "wget", "-qO-",
+                              *[h for header in headers for h in ("--header", header)], url],
+                             capture_output=True, text=True)
+        return got.stdout.strip()
+
+    wait_for(lambda: from_node(f"http://{NODE_IP}:30080/").startswith("hello-from-"), 30, "the NodePort")
+
+    ingress = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
+               "spec": {"rules": [{"host": "web.example.test", "http": {"paths": [
+                   {"path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}
+    node.kubectl("apply", "-f", "-", input=json.dumps(ingress))
+    wait_for(lambda: from_node(f"http://{NODE_IP}/", "Host: web.example.test").startswith("hello-from-"), 30,
+             "the Ingress by host name")
+    unknown = subprocess.run([*node.wrap, str(BUSYBOX), "wget", "-S", "-qO-", "--header",
+                              "Host: nobody.example.test", f"http://{NODE_IP}/"], capture_output=True, text=True)
+    assert "404" in unknown.stderr
