@@ -19,7 +19,7 @@ from importlib import import_module
 
 # Modules that register sub-commands, in the order `kubelite --help` lists them.
 COMMAND_MODULES = ("kubelite.cli.server", "kubelite.cli.agent", "kubelite.cli.simulate", "kubelite.cli.image",
-                   "kubelite.cli.dns", "kubelite.cli.ingress", "kubelite.cli.verbs")
+                   "kubelite.cli.proxy", "kubelite.cli.dns", "kubelite.cli.ingress", "kubelite.cli.verbs")
 
 
 def build_parser() -> argparse.ArgumentParser:
