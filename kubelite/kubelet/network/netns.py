@@ -1,19 +1,23 @@
 """Pod network namespaces, created, held and removed over netlink/syscalls with pyroute2 (no ``ip`` binary).
 
 A pod's namespace is held by a bind mount of its nsfs inode at ``/run/netns/kubelite-<sandbox id prefix>``,
-exactly as ``ip netns add`` makes it (pyroute2's ``netns.create`` is a port of iproute2's code: it makes
-``/run/netns`` a shared mount, unshares a network namespace in a forked child and binds it there). The
+exactly as ``ip netns add`` makes it: ``/run/netns`` is made a shared mount, a new network namespace is
+unshared and bound there. The unshare happens in a short-lived thread of this process (a network namespace
+is per thread), never in a forked child: pyroute2's ``netns.create`` forks, and its child, inheriting
+asyncio's signal handlers, used to deliver a stray SIGTERM to the agent itself. The
 namespace lives until the mount is detached and the file removed, whether or not a process is inside, so
 the pod's containers can come and go and a restarted kubelet finds it again at the same path. ``ip netns``
 lists and enters these namespaces too, which helps debugging.
 
-pyroute2's calls block (a fork and a few syscalls, about a millisecond); they run in a worker thread.
+The calls block (a few syscalls, well under a millisecond); they run in worker threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
+import threading
 from pathlib import Path
 
 from pyroute2 import netns as pyroute2_netns
@@ -43,7 +47,7 @@ def resolve(name_or_path: str) -> Path:
 async def create(path: Path) -> None:
     """Create a new, empty network namespace held at ``path``; `NetworkError` if ``path`` already exists."""
     try:
-        await asyncio.to_thread(pyroute2_netns.create, str(path))
+        await asyncio.to_thread(_create_in_own_thread, path)
     except FileExistsError:
         raise NetworkError(f"network namespace {path} already exists") from None
     except OSError as e:
@@ -63,3 +67,50 @@ async def remove(path: Path) -> None:
         pass
     except OSError as e:
         raise NetworkError(f"failed to remove network namespace {path}: {e}") from e
+
+
+_CLONE_NEWNET = 0x40000000
+_MS_BIND = 4096
+_MS_REC = 16384
+_MS_SHARED = 1 << 20
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _ensure_shared_dir() -> None:
+    """/run/netns as ``ip netns`` keeps it: a shared mount point, so that mounts under it propagate to
+    other mount namespaces (containers, ``ip netns exec``)."""
+    NETNS_DIR.mkdir(parents=True, exist_ok=True)
+    if _libc.mount(b"", str(NETNS_DIR).encode(), b"none", _MS_SHARED | _MS_REC, None) != 0:
+        _check(_libc.mount(str(NETNS_DIR).encode(), str(NETNS_DIR).encode(), b"none", _MS_BIND | _MS_REC, None),
+               f"bind mount of {NETNS_DIR}")
+        _check(_libc.mount(b"", str(NETNS_DIR).encode(), b"none", _MS_SHARED | _MS_REC, None),
+               f"make {NETNS_DIR} shared")
+
+
+def _create_in_own_thread(path: Path) -> None:
+    """Create the file, then, in a fresh thread that ends right after, unshare a network namespace and bind
+    it onto the file. The thread never returns to the pool, so no other work runs in the new namespace."""
+    _ensure_shared_dir()
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    os.close(fd)
+    failure: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            _check(_libc.unshare(_CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+            source = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
+            _check(_libc.mount(source, str(path).encode(), b"none", _MS_BIND, None), f"bind mount onto {path}")
+        except BaseException as e:
+            failure.append(e)
+
+    worker = threading.Thread(target=make, name="netns-create")
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
