@@ -71,9 +71,19 @@ def test_deployment_crud_and_patches(api_client: client.ApiClient) -> None:
     image_op = {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "busybox:1.37"}
     patched = apps.patch_namespaced_deployment("pyapp", "default", [image_op])
     assert patched.spec.template.spec.containers[0].image == "busybox:1.37"
-    current = apps.read_namespaced_deployment("pyapp", "default")
-    current.metadata.labels["replaced"] = "yes"
-    replaced = apps.replace_namespaced_deployment("pyapp", "default", current)
+    # The deployment controller writes the object too (revision, status): read-modify-replace retries on 409,
+    # as every Kubernetes client must.
+    for _ in range(10):
+        current = apps.read_namespaced_deployment("pyapp", "default")
+        current.metadata.labels["replaced"] = "yes"
+        try:
+            replaced = apps.replace_namespaced_deployment("pyapp", "default", current)
+            break
+        except ApiException as e:
+            if e.status != 409:
+                raise
+    else:
+        raise AssertionError("replace kept conflicting")
     assert replaced.metadata.labels["replaced"] == "yes"
     scale = apps.read_namespaced_deployment_scale("pyapp", "default")
     assert scale.spec.replicas == 3
