@@ -578,9 +578,12 @@ class Resources:
         return scale_of(await self.get(kind, namespace, name))
 
     async def update_scale(self, kind: Kind, namespace: str | None, name: str,
-                           transform: Callable[[Obj], Awaitable[Obj] | Obj], opts: WriteOptions) -> Obj:
+                           transform: Callable[[Obj], Awaitable[Obj] | Obj], opts: WriteOptions,
+                           precondition: str = "") -> Obj:
         """Apply a change to the Scale view of a Deployment or ReplicaSet: ``transform`` gets the current
-        Scale and returns the desired one; only ``spec.replicas`` is taken from it."""
+        Scale and returns the desired one; only ``spec.replicas`` is taken from it. ``precondition`` is a
+        resourceVersion the client named (a PUT's body, a patch that sets one): a mismatch is a 409;
+        without one, a concurrent write is retried on the fresh object."""
         for _ in range(_MAX_RETRIES):
             kv = await self.store.get(kind.key(namespace, name))
             if kv is None:
@@ -588,7 +591,7 @@ class Resources:
             cur = codec.decode(kv)
             result = transform(scale_of(cur))
             scale = await result if isinstance(result, Awaitable) else result
-            want_rv = (scale.get("metadata") or {}).get("resourceVersion")
+            want_rv = precondition
             if want_rv and want_rv != cur["metadata"]["resourceVersion"]:
                 raise errors.conflict(kind.plural, name, kind.group)
             replicas = (scale.get("spec") or {}).get("replicas")

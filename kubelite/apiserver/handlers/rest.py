@@ -217,7 +217,8 @@ class RestHandler:
         body = await read_json_body(request)
         kind = info.kind
         if info.subresource == "scale":
-            scale = await self.resources.update_scale(kind, info.namespace, info.name, lambda _cur: body, opts)
+            rv = ((body.get("metadata") or {}).get("resourceVersion") or "") if isinstance(body, dict) else ""
+            scale = await self.resources.update_scale(kind, info.namespace, info.name, lambda _cur: body, opts, rv)
             return json_response(scale, 200, opts.warnings)
         if info.subresource not in ("", "status", "finalize"):
             raise errors.method_not_allowed(f"PUT is not supported on {kind.plural}/{info.subresource}")
@@ -245,7 +246,8 @@ class RestHandler:
                     raise errors.bad_request("the patch did not produce a Scale object")
                 return patched
 
-            scale = await self.resources.update_scale(kind, info.namespace, info.name, change, opts)
+            rv = ((body.get("metadata") or {}).get("resourceVersion") or "") if isinstance(body, dict) else ""
+            scale = await self.resources.update_scale(kind, info.namespace, info.name, change, opts, rv)
             return json_response(scale, 200, opts.warnings)
         if info.subresource not in ("", "status"):
             raise errors.method_not_allowed(f"PATCH is not supported on {kind.plural}/{info.subresource}")
