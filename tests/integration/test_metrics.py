@@ -158,6 +158,11 @@ async def test_kubectl_top(cluster: Cluster) -> None:
                                 "node-b   <unknown>    <unknown>   <unknown>       <unknown>   "]
     rc, out, _ = await cluster.kubectl("top", "node", "-l", "zone=a", "--no-headers")
     assert out == "node-a   250m   12%   1536Mi   18%   \n"
+    # The resources are also readable as such (a Table with metrics-server's columns).
+    rc, out, _ = await cluster.kubectl("get", "pods.metrics.k8s.io")
+    assert out.splitlines() == ["NAME   CPU       MEMORY   WINDOW",
+                                "db     1500m     1Gi      1s",
+                                "web    251500u   11Mi     1s"]
 
 
 async def test_kubelite_top_prints_what_kubectl_prints(cluster: Cluster) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from kubelite.api import errors, meta
-from kubelite.api.registry import by_resource
+from kubelite.api.registry import Kind, by_resource
 from kubelite.api.selectors import FieldSelector, LabelSelector, parse_field_selector, parse_label_selector
 
 from ..kubeletstats import DEFAULT_TIMEOUT, DEFAULT_TTL, SummaryScraper
@@ -79,7 +79,7 @@ class MetricsAPI:
         self.scraper = scraper
         self.now = now
 
-    def _cached(self, kind: Any, namespace: str | None = None) -> list[Obj]:
+    def _cached(self, kind: Kind, namespace: str | None = None) -> list[Obj]:
         return [e.obj for e in self.resources.cache.cache(kind).objects(kind.prefix(namespace))]
 
     async def list_nodes(self, labels: LabelSelector, fields: FieldSelector) -> list[Obj]:
