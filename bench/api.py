@@ -247,11 +247,17 @@ async def _bench_watch(s: aiohttp.ClientSession, cms: str, *, watchers: int, upd
 
 
 async def bench_raw(backend: str, etcd_url: str | None, tmp: Path, quick: bool) -> dict[str, Any]:
-    from kubelite.apiserver.storage import open_store
+    from kubelite.apiserver.storage import EtcdStore, Store, open_store
 
     data = tmp / "raw"
     data.mkdir()
-    store = open_store(data_dir=str(data), etcd_endpoints=[etcd_url] if backend == "etcd" and etcd_url else None)
+    store: Store
+    if backend == "etcd" and etcd_url:
+        # Under a prefix of its own, so that the API server started afterwards on the same etcd does not load
+        # the raw benchmark's keys into its watch cache.
+        store = EtcdStore([etcd_url], prefix="/raw-bench")
+    else:
+        store = open_store(data_dir=str(data), etcd_endpoints=None)
     await store.start()
     try:
         out = {}
