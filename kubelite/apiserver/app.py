@@ -21,7 +21,7 @@ from . import codec
 from .allocators import ServiceAllocator
 from .auth.authn import USER_KEY, RequestAuthenticator, authn_middleware, request_user
 from .auth.authz import Attributes, Authorizer, forbidden
-from .handlers import discovery, openapi, proxy
+from .handlers import discovery, metrics, openapi, proxy
 from .handlers.common import error_response, json_text
 from .handlers.rest import RestHandler
 from .resources import Resources, WriteOptions
@@ -201,6 +201,8 @@ def build_app(store: Store, *, authenticator: RequestAuthenticator | None = None
     discovery.add_routes(app)
     openapi.add_routes(app)
     RestHandler(resources, cache).add_routes(app)
-    proxy.install(app, resources, proxy.KubeletConnector(kubelet_client_ssl))
+    connector = proxy.KubeletConnector(kubelet_client_ssl)
+    proxy.install(app, resources, connector)
+    metrics.install(app, resources, connector)
     app.router.add_route("*", "/{tail:.*}", _not_found)
     return app

@@ -19,6 +19,7 @@ from kubelite.api import errors
 from kubelite.api.registry import Kind, groups, kinds_in
 
 from .. import codec
+from . import metrics
 from .common import json_text
 
 KUBE_VERSION = (1, 37, 0)
@@ -89,7 +90,8 @@ def legacy_api() -> str:
 @cache
 def legacy_apis() -> str:
     return codec.dumps({"kind": "APIGroupList", "apiVersion": "v1",
-                        "groups": [_group_entry(g, vs) for g, vs in groups().items() if g]})
+                        "groups": [*(_group_entry(g, vs) for g, vs in groups().items() if g),
+                                   metrics.legacy_group()]})
 
 
 def _aggregated_resource(kind: Kind) -> dict[str, Any]:
@@ -122,6 +124,8 @@ def aggregated(core: bool) -> str:
                       "versions": [{"version": v, "freshness": "Current",
                                     "resources": [_aggregated_resource(k) for k in kinds_in(g, v)]}
                                    for v in versions]})
+    if not core:
+        items.append(metrics.aggregated_group())
     return codec.dumps({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
                         "metadata": {}, "items": items})
 
