@@ -7,12 +7,12 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import socket
 import sys
 from pathlib import Path
 
 from kubelite.apiserver.kubeconfig_writer import default_data_dir
+from kubelite.cli.session import run_until_signalled
 from kubelite.client.join import JoinError, fetch_cluster_ca, parse_join_token
 from kubelite.client.kubeconfig import KubeconfigError, config_for_server
 from kubelite.client.rest import Client
@@ -66,7 +66,7 @@ def _agent(args: argparse.Namespace) -> int:
         return 2
     data_dir = os.path.abspath(args.data_dir or default_data_dir())
 
-    async def main() -> None:
+    async def main(stop: asyncio.Event) -> None:
         ca_hash, token = parse_join_token(args.token)
         if ca_hash is not None:
             ca_pem = await fetch_cluster_ca(args.server, ca_hash)
@@ -75,16 +75,12 @@ def _agent(args: argparse.Namespace) -> int:
         else:
             raise JoinError("a bare token needs --ca-file (or use the K10... join token from the server's "
                             "node-token file)")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         config = config_for_server(args.server, token=token, ca_data=ca_pem.decode())
         async with Client(config) as client:
             await run_agent(client, agent_config(args, data_dir, ca_pem), stop)
 
     try:
-        asyncio.run(main())
+        run_until_signalled(main)
     except (JoinError, KubeconfigError, OSError) as e:
         print(f"kubelite: {e}", file=sys.stderr)
         return 1

@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import socket
 import sys
 from pathlib import Path
 
 from kubelite import __version__
-from kubelite.cli.session import kubeconfig_path
+from kubelite.cli.session import kubeconfig_path, run_until_signalled
 from kubelite.client.kubeconfig import KubeconfigError, load_kubeconfig
 from kubelite.client.rest import ApiException, Client, TransportError
 from kubelite.proxy.dns import (
@@ -89,11 +88,7 @@ def _dns(args: argparse.Namespace) -> int:
         print(f"kubelite dns: {e}", file=sys.stderr)
         return 1
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    async def main(stop: asyncio.Event) -> None:
         async with Client(kube, user_agent=f"kubelite-dns/{__version__}") as client:
             if args.cluster_dns_ip:
                 await ensure_dns_service(client, args.cluster_dns_ip, port=config.port)
@@ -106,7 +101,7 @@ def _dns(args: argparse.Namespace) -> int:
                     await remove_dns_endpoints(client, node_name=args.node_name)
 
     try:
-        asyncio.run(main())
+        run_until_signalled(main)
     except (OSError, ApiException, TransportError, DNSServiceConflict) as e:
         print(f"kubelite dns: {e}", file=sys.stderr)
         return 1

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import socket
 import sys
 
-from kubelite.cli.session import kubeconfig_path
+from kubelite.cli.session import kubeconfig_path, run_until_signalled
 from kubelite.client.kubeconfig import KubeconfigError, load_kubeconfig
 from kubelite.client.rest import Client
 from kubelite.proxy.ingress import CLASS_NAME, IngressConfig, run_ingress
@@ -74,16 +73,12 @@ def _ingress(args: argparse.Namespace) -> int:
         print(f"kubelite: {e}", file=sys.stderr)
         return 1
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    async def main(stop: asyncio.Event) -> None:
         async with Client(kubeconfig) as client:
             await run_ingress(client, config, stop)
 
     try:
-        asyncio.run(main())
+        run_until_signalled(main)
     except OSError as e:
         print(f"kubelite: cannot start the ingress gateway: {e}", file=sys.stderr)
         return 1

@@ -16,11 +16,10 @@ import argparse
 import asyncio
 import logging
 import re
-import signal
 import socket
 import sys
 
-from kubelite.cli.session import kubeconfig_path
+from kubelite.cli.session import kubeconfig_path, run_until_signalled
 from kubelite.client.kubeconfig import KubeconfigError, load_kubeconfig
 from kubelite.client.rest import Client
 from kubelite.proxy.config import MODES, NFTABLES, ProxyConfig
@@ -113,13 +112,9 @@ def _proxy(args: argparse.Namespace) -> int:
         print(f"kubelite proxy: {e}", file=sys.stderr)
         return 1
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    async def main(stop: asyncio.Event) -> None:
         async with Client(kubeconfig) as client:
             await run_proxy(client, config, stop)
 
-    asyncio.run(main())
+    run_until_signalled(main)
     return 0

@@ -7,14 +7,13 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
 from kubelite.apiserver.kubeconfig_writer import default_data_dir, default_kubeconfig_path
 from kubelite.apiserver.server import Component, ServerConfig, run
 from kubelite.cli.agent import add_agent_flags, agent_config
-from kubelite.cli.session import kubeconfig_path
+from kubelite.cli.session import kubeconfig_path, run_until_signalled
 from kubelite.client.kubeconfig import KubeconfigError, load_kubeconfig
 from kubelite.client.rest import Client
 from kubelite.controllers.context import ControllerOptions
@@ -188,15 +187,11 @@ def _run_client_role(args: argparse.Namespace, role: Component) -> int:
         print(f"kubelite: {e}", file=sys.stderr)
         return 1
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    async def main(stop: asyncio.Event) -> None:
         async with Client(config) as client:
             await role(client, stop)
 
-    asyncio.run(main())
+    run_until_signalled(main)
     return 0
 
 

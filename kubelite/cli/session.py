@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from kubelite import __version__
 from kubelite.api.registry import UnknownKind
@@ -132,3 +133,17 @@ async def run_async(args: argparse.Namespace, body: Body, *, out: TextIO, err: T
         except (CliError, UnknownKind) as e:
             err.write(f"error: {e.args[0] if e.args else e}\n")
         return 1
+
+
+def run_until_signalled(body: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+    """Run ``body(stop)`` in a fresh event loop; SIGINT and SIGTERM set ``stop`` (the long-running roles:
+    server parts, agent, proxy, DNS, ingress, simulate)."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await body(stop)
+
+    asyncio.run(main())

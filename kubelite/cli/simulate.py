@@ -15,12 +15,11 @@ import argparse
 import asyncio
 import logging
 import re
-import signal
 import sys
 from collections.abc import Sequence
 
 from kubelite import __version__
-from kubelite.cli.session import CliError, kubeconfig_path
+from kubelite.cli.session import CliError, kubeconfig_path, run_until_signalled
 from kubelite.client.kubeconfig import KubeconfigError, load_kubeconfig
 from kubelite.client.rest import ApiException, Client, TransportError
 from kubelite.kubelet.simulated import NodeSimulator, SimulationConfig
@@ -119,11 +118,7 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"kubelite simulate: {e}", file=sys.stderr)
         return 1
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    async def main(stop: asyncio.Event) -> None:
         async with Client(kube, user_agent=f"kubelite-simulate/{__version__}",
                           pool_size=max(config.create_concurrency, 10)) as client:
             sim = NodeSimulator(client, config, cleanup=args.cleanup)
@@ -137,7 +132,7 @@ def _simulate(args: argparse.Namespace) -> int:
             await running
 
     try:
-        asyncio.run(main())
+        run_until_signalled(main)
     except (ApiException, TransportError, ExceptionGroup) as e:
         cause = api_failure(e)
         if cause is None:
