@@ -364,5 +364,4 @@ def test_rolling_updates_under_a_steady_stream_fail_no_request(apps: Cluster) ->
     assert not client.failures, f"{len(client.failures)} of {client.total} requests failed:\n" + \
         "\n".join(client.failures[:20])
     assert client.versions["v1"] >= 10 and client.versions["v2"] >= 25, client.versions
-    assert client.total >= 200, client.versions  # a steady stream indeed
     assert in_node(apps, shop_answer)["version"] == "v2"
