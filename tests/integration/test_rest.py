@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -298,3 +299,15 @@ async def test_new_pods_are_pending_with_their_qos_class(api: TestClient) -> Non
         {"name": "c", "image": "busybox", "resources": {"limits": limits, "requests": limits}}]}}
     got = await (await api.post(pods, json=guaranteed)).json()
     assert got["status"]["qosClass"] == "Guaranteed"
+
+
+async def test_a_body_sent_in_pieces_is_read_whole(api: TestClient) -> None:
+    async def body() -> Any:
+        yield b'{"metadata": {"name": "slow"}, "data": {"a": "'
+        await asyncio.sleep(0.2)
+        yield b'b"}}'
+
+    r = await api.post("/api/v1/namespaces/default/configmaps", data=body(),
+                       headers={"Content-Type": "application/json"})
+    assert r.status == 201, await r.text()
+    assert (await r.json())["data"] == {"a": "b"}

@@ -126,5 +126,10 @@ async def read_json_body(request: web.Request) -> Any:
     if request.content_length is not None and request.content_length > codec.MAX_BODY_BYTES:
         raise errors.too_large(f"the request body is {request.content_length} bytes, over the limit of "
                                f"{codec.MAX_BODY_BYTES}")
-    raw = await request.content.read(codec.MAX_BODY_BYTES + 1)
-    return codec.read_body(raw, request.headers.get("Content-Type", ""))
+    raw = bytearray()
+    # read(n) returns what has arrived so far, not n bytes: keep reading to the end of the body.
+    while chunk := await request.content.read(codec.MAX_BODY_BYTES + 1 - len(raw)):
+        raw += chunk
+        if len(raw) > codec.MAX_BODY_BYTES:
+            break
+    return codec.read_body(bytes(raw), request.headers.get("Content-Type", ""))
