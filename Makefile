@@ -12,6 +12,7 @@ PYTEST_ARGS ?=
 up: deps
 	@# A busybox image made from this machine's /bin/busybox, so that pods run without a registry.
 	$(VENV)/bin/kubelite image busybox >/dev/null
+	$(VENV)/bin/kubelite image busybox --tag kubelite.local/busybox:latest >/dev/null
 	$(VENV)/bin/kubelite server
 
 test: deps
