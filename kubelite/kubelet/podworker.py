@@ -23,8 +23,13 @@ long image pull, is cancelled for it): every running container gets
 its ``preStop`` hook and then ``StopContainer`` (SIGTERM, SIGKILL after what is left of the grace period,
 at least 2 s), the sandbox is stopped, the final (terminal) status is written, and the pod object is
 deleted with ``gracePeriodSeconds=0`` and a uid precondition — the API server keeps a bound pod until its
-kubelet does that. Then the containers, sandboxes, volumes and log files are removed and the worker ends once
-the pod is gone from the API.
+kubelet does that. The grace period may be shortened meanwhile (`kubelite.kubelet.grace`): a smaller
+``deletionGracePeriodSeconds`` (``kubectl delete --grace-period=1`` after a plain delete) cuts a running
+``preStop`` hook short at the new deadline, and a ``StopContainer`` that would end later is called again with
+the new, smaller timeout (the hook is not run again); the pod vanishing from the API while its containers are
+being stopped (a forced deletion) shortens it to 0, a kill at once. A longer period given later is ignored.
+Then the containers, sandboxes, volumes and log files are removed and the worker ends once the pod is gone
+from the API.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from kubelite.kubelet import containerspec as cs
 from kubelite.kubelet.backoff import Backoff
 from kubelite.kubelet.config import KubeletConfig
 from kubelite.kubelet.envvars import EnvError, PodContext, make_environment
+from kubelite.kubelet.grace import GracePeriod
 from kubelite.kubelet.hooks import run_handler
 from kubelite.kubelet.imagepull import IMAGE_PULL_BACKOFF, ImagePuller, ImagePullError, go_duration
 from kubelite.kubelet.objectcache import ObjectCache
@@ -124,6 +130,8 @@ class PodWorker:
         self._messages: dict[str, str] = {}
         self._finished = False
         self._killed = False
+        # The grace period of the termination, once it has started (shortened by later updates).
+        self._grace: GracePeriod | None = None
         self._delete_sent = False
         self._cleaned = False
         self._network_warned = False
@@ -140,6 +148,8 @@ class PodWorker:
         self._pod = pod
         self._wake.set()
         if meta.is_being_deleted(pod):
+            if self._grace is not None:
+                self._grace.shorten(cs.grace_period(pod))
             self._interrupt()
 
     def refresh(self, pod: Obj) -> None:
@@ -151,6 +161,9 @@ class PodWorker:
         if pod is not None:
             self._pod = pod
         self._removed = True
+        if self._grace is not None:
+            # Gone while its containers are being stopped: force-deleted, so nobody waits for them any more.
+            self._grace.shorten(0)
         self._wake.set()
         self._interrupt()
 
@@ -373,7 +386,7 @@ class PodWorker:
             -> None:
         ctx = self.ctx
         runtime = ctx.runtime
-        grace = cs.grace_period(pod)
+        grace = GracePeriod(cs.grace_period(pod))
         if actions.kill_pod:
             if actions.create_sandbox and state.sandboxes:
                 ctx.recorder.normal(pod, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
@@ -422,24 +435,47 @@ class PodWorker:
         except NotFoundError:
             pass
 
-    async def _kill_container(self, pod: Obj, info: ContainerInfo, grace: int, kill: Kill | None = None) -> None:
+    async def _kill_container(self, pod: Obj, info: ContainerInfo, grace: GracePeriod,
+                              kill: Kill | None = None) -> None:
+        """The container's ``preStop`` hook, then ``StopContainer`` with what is left of ``grace`` (both cut
+        short when ``grace`` is)."""
         ctx = self.ctx
         ctx.recorder.normal(pod, "Killing", kill.message if kill else f"Stopping container {info.name}")
         spec = _container_spec(pod, info.name)
         pre_stop = ((spec or {}).get("lifecycle") or {}).get("preStop")
-        started = time.monotonic()
-        if pre_stop and grace > 0:
-            error = await run_handler(pre_stop, container=spec or {}, container_id=info.id,
-                                      pod_ip=self._pod_ips[0] if self._pod_ips else "",
-                                      host_network=not needs_network(pod),
-                                      runtime=ctx.runtime, session=ctx.http(), timeout=grace)
+        if pre_stop and grace.seconds > 0:
+            finished, error = await grace.bound(run_handler(
+                pre_stop, container=spec or {}, container_id=info.id, pod_ip=self._pod_ips[0] if self._pod_ips else "",
+                host_network=not needs_network(pod), runtime=ctx.runtime, session=ctx.http(), timeout=grace.seconds))
+            if not finished:
+                error = f"the handler did not finish within {grace.seconds:g}s"
             if error:
                 ctx.recorder.warning(pod, "FailedPreStopHook", f"PreStopHook failed: {error}")
-        remaining = max(grace - int(time.monotonic() - started), MIN_GRACE_PERIOD)
-        try:
-            await ctx.runtime.stop_container(info.id, remaining)
-        except NotFoundError:
-            pass
+        await self._stop_container(info.id, grace)
+
+    async def _stop_container(self, container_id: str, grace: GracePeriod) -> None:
+        """``StopContainer`` with what is left of ``grace``, called again with the smaller timeout whenever
+        ``grace`` is shortened to end before the call would (the runtime then kills sooner)."""
+        while True:
+            timeout = grace.stop_timeout(MIN_GRACE_PERIOD)
+            ends = grace.clock() + timeout
+            stop = asyncio.ensure_future(self._ignore_missing(self.ctx.runtime.stop_container(container_id, timeout)))
+            try:
+                while not stop.done():
+                    changed = asyncio.ensure_future(grace.changed.wait())
+                    try:
+                        await asyncio.wait([stop, changed], return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        changed.cancel()
+                    if not stop.done() and grace.deadline < ends:
+                        break
+            finally:
+                if not stop.done():
+                    stop.cancel()
+                    await asyncio.wait([stop])
+            if not stop.cancelled():
+                stop.result()
+                return
 
     async def _start(self, pod: Obj, ctr: Obj, sandbox_id: str, sandbox_config: pb.PodSandboxConfig,
                      state: PodRuntimeState, volumes: dict[str, cs.VolumePath], context: PodContext) -> None:
@@ -555,7 +591,9 @@ class PodWorker:
         if not self._killed:
             await ctx.probes.remove_pod(self.uid)
             state = await self._observe()
-            grace = cs.grace_period(pod)
+            if self._grace is None:
+                self._grace = GracePeriod(cs.grace_period(pod))
+            grace = self._grace
             await asyncio.gather(*(self._kill_container(pod, c, grace) for c in state.running()))
             await self._stop_sandboxes(state)
             self._killed = True

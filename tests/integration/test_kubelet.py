@@ -517,6 +517,78 @@ async def test_forced_deletion_still_stops_the_containers(node: NodeUnderTest) -
     assert fake.stops and fake.stops[0][0] == "app"
 
 
+
+async def _stopping(fake: FakeRuntime, timeout: int) -> bool:
+    return ("app", timeout) in fake.stops
+
+
+async def test_a_shortened_grace_period_kills_sooner(node: NodeUnderTest) -> None:
+    client, fake = node.client, node.fake
+    fake.ignore_sigterm.add("app")  # only the final SIGKILL stops it
+    await client.create(PODS, pod_manifest("stubborn", containers=[
+        {"name": "app", "image": IMAGE, "lifecycle": {"preStop": {"exec": {"command": ["drain"]}}}}]))
+    await wait_phase(client, "stubborn", "Running")
+    await client.delete(PODS, "stubborn", "default", grace_period_seconds=30)
+    await eventually(lambda: _stopping(fake, 30), "the container is being stopped with 30 s")
+    await client.delete(PODS, "stubborn", "default", grace_period_seconds=1)  # kubectl delete --grace-period=1
+
+    async def gone() -> bool:
+        return await get_pod(client, "stubborn") is None
+    await eventually(gone, "the pod object is removed within the shortened period", timeout=5)
+    assert fake.stops == [("app", 30), ("app", 1)]
+    assert fake.calls.count("ExecSync") == 1  # the preStop hook ran once
+
+
+async def test_a_longer_grace_period_given_later_is_ignored(node: NodeUnderTest) -> None:
+    client, fake = node.client, node.fake
+    fake.ignore_sigterm.add("app")
+    await client.create(PODS, pod_manifest("patient"))
+    await wait_phase(client, "patient", "Running")
+    await client.delete(PODS, "patient", "default", grace_period_seconds=2)
+    await eventually(lambda: _stopping(fake, 2), "the container is being stopped with 2 s")
+    await client.delete(PODS, "patient", "default", grace_period_seconds=30)
+
+    async def gone() -> bool:
+        return await get_pod(client, "patient") is None
+    await eventually(gone, "the pod object is removed after the first grace period", timeout=5)
+    assert fake.stops == [("app", 2)]
+
+
+async def test_shortening_cuts_a_running_prestop_hook_short(node: NodeUnderTest) -> None:
+    client, fake = node.client, node.fake
+    await client.create(PODS, pod_manifest("sleepy", terminationGracePeriodSeconds=30, containers=[
+        {"name": "app", "image": IMAGE, "lifecycle": {"preStop": {"sleep": {"seconds": 30}}}}]))
+    await wait_phase(client, "sleepy", "Running")
+    await client.delete(PODS, "sleepy", "default")
+
+    async def killing() -> bool:
+        return "Stopping container app" in [e["message"] for e in await events_of(client, "sleepy")]
+    await eventually(killing, "the preStop hook runs")
+    await client.delete(PODS, "sleepy", "default", grace_period_seconds=1)
+
+    async def gone() -> bool:
+        return await get_pod(client, "sleepy") is None
+    await eventually(gone, "the pod object is removed within the shortened period", timeout=5)
+    assert fake.stops == [("app", 0)]  # the hook used up the shortened period
+    messages = [e["message"] for e in await events_of(client, "sleepy")]
+    assert "PreStopHook failed: the handler did not finish within 1s" in messages
+
+
+async def test_forced_deletion_during_the_grace_period_kills_at_once(node: NodeUnderTest) -> None:
+    client, fake = node.client, node.fake
+    fake.ignore_sigterm.add("app")
+    await client.create(PODS, pod_manifest("doomed"))
+    await wait_phase(client, "doomed", "Running")
+    await client.delete(PODS, "doomed", "default", grace_period_seconds=30)
+    await eventually(lambda: _stopping(fake, 30), "the container is being stopped with 30 s")
+    await client.delete(PODS, "doomed", "default", grace_period_seconds=0)  # kubectl delete --force --grace-period=0
+    assert await get_pod(client, "doomed") is None
+
+    async def cleaned() -> bool:
+        return not fake.containers and not fake.sandboxes
+    await eventually(cleaned, "the containers of the force-deleted pod are killed and removed", timeout=5)
+    assert fake.stops == [("app", 30), ("app", 0)]
+
 # --- volumes -----------------------------------------------------------------------------------------
 
 def _mount(fake: FakeRuntime, container: str, path: str) -> pb.Mount:
