@@ -431,9 +431,9 @@ class Resources:
 
     # ---- delete ------------------------------------------------------------------------------------
     async def delete(self, kind: Kind, namespace: str | None, name: str, options: Obj,
-                     opts: WriteOptions) -> Obj:
+                     opts: WriteOptions) -> tuple[Obj, bool]:
         """Delete now, or mark for deletion when finalizers (or a running pod) must act first.
-        Returns the deleted or the marked object."""
+        Returns the deleted or the marked object, and whether it is gone (False: only marked)."""
         pre = options.get("preconditions") or {}
         policy = options.get("propagationPolicy")
         if policy is None and options.get("orphanDependents") is not None:
@@ -460,19 +460,31 @@ class Resources:
             marked = self._mark_for_deletion(kind, cur, policy, grace)
             if marked is not None:
                 if marked is cur:
-                    return cur
+                    return cur, False
                 if opts.dry_run:
-                    return marked
+                    return marked, False
                 try:
                     new_kv = await self.store.update(kv.key, codec.encode(marked), kv.mod_revision)
                 except RevisionMismatch:
                     continue
                 marked["metadata"]["resourceVersion"] = str(new_kv.mod_revision)
-                return marked
+                return marked, False
             if opts.dry_run:
-                return cur
+                return cur, True
+            revision = kv.mod_revision
+            if self._runs_on_a_node(kind, cur) and meta.get("deletionGracePeriodSeconds") != 0:
+                # A forced deletion of a pod a kubelet runs: as Kubernetes, first record grace period 0, so
+                # that the kubelet (seeing the object vanish) knows to kill its containers at once.
+                forced = copy.deepcopy(cur)
+                forced["metadata"].setdefault("deletionTimestamp", rfc3339(now()))
+                forced["metadata"]["deletionGracePeriodSeconds"] = 0
+                try:
+                    revision = (await self.store.update(kv.key, codec.encode(forced), revision)).mod_revision
+                except RevisionMismatch:
+                    continue
+                cur = forced
             try:
-                gone = await self.store.delete(kv.key, kv.mod_revision)
+                gone = await self.store.delete(kv.key, revision)
             except RevisionMismatch:
                 continue
             except KeyNotFound:
@@ -480,7 +492,7 @@ class Resources:
             cur["metadata"]["resourceVersion"] = str(gone.mod_revision)
             if kind is SERVICES:
                 await self.allocator.release(self.allocator.held_by(cur))
-            return cur
+            return cur, True
         raise errors.conflict(kind.plural, name, kind.group, "too many concurrent writers; try again")
 
     def _mark_for_deletion(self, kind: Kind, cur: Obj, policy: str | None, grace: int | None) -> Obj | None:
@@ -540,6 +552,11 @@ class Resources:
         if grace is None:
             grace = spec.get("terminationGracePeriodSeconds", 30)
         return max(int(grace), 0)
+
+    @staticmethod
+    def _runs_on_a_node(kind: Kind, obj: Obj) -> bool:
+        return (kind is PODS and bool((obj.get("spec") or {}).get("nodeName"))
+                and (obj.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
 
     @staticmethod
     def _awaits_kubelet(kind: Kind, obj: Obj) -> bool:

@@ -311,3 +311,20 @@ async def test_a_body_sent_in_pieces_is_read_whole(api: TestClient) -> None:
                        headers={"Content-Type": "application/json"})
     assert r.status == 201, await r.text()
     assert (await r.json())["data"] == {"a": "b"}
+
+
+async def test_forced_deletion_of_a_running_pod_says_grace_zero(api: TestClient) -> None:
+    pods = "/api/v1/namespaces/default/pods"
+    pod = {"metadata": {"name": "bound"}, "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x"}]}}
+    created = await (await api.post(pods, json=pod)).json()
+    rv = created["metadata"]["resourceVersion"]
+    watch = await api.get(f"{pods}?watch=true&resourceVersion={rv}")
+    r = await api.delete(f"{pods}/bound?gracePeriodSeconds=0")
+    assert r.status == 200
+    events = []
+    async with asyncio.timeout(5):
+        while len(events) < 2:
+            events.append(json.loads(await watch.content.readline()))
+    assert [e["type"] for e in events] == ["MODIFIED", "DELETED"]
+    assert events[1]["object"]["metadata"]["deletionGracePeriodSeconds"] == 0
+    watch.close()

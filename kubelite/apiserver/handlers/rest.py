@@ -285,10 +285,9 @@ class RestHandler:
             raise errors.method_not_allowed(f"DELETE is not supported on {info.kind.plural}/{info.subresource}")
         opts = self._options(request)
         options = await self._delete_options(request)
-        obj = await self.resources.delete(info.kind, info.namespace, info.name, options, opts)
+        obj, gone = await self.resources.delete(info.kind, info.namespace, info.name, options, opts)
         # 200 when the object is gone, 202 when it is only marked (finalizers, graceful termination).
-        status = 202 if obj["metadata"].get("deletionTimestamp") else 200
-        return json_response(obj, status)
+        return json_response(obj, 200 if gone else 202)
 
     async def _delete_collection(self, request: web.Request, info: RequestInfo) -> web.Response:
         kind = info.kind
@@ -304,7 +303,8 @@ class RestHandler:
         for obj in targets:
             meta = obj["metadata"]
             try:
-                deleted.append(await self.resources.delete(kind, meta.get("namespace"), meta["name"], options, opts))
+                obj, _ = await self.resources.delete(kind, meta.get("namespace"), meta["name"], options, opts)
+                deleted.append(obj)
             except errors.APIError as e:
                 if e.code != 404:
                     raise
