@@ -8,9 +8,13 @@ still arriving, a response still arriving, 1xx, upgrades, retries).
   not, by a task running beside the response.
 - Endpoints are tried in the backend's round-robin order, those that failed lately last; one that
   refuses the connection (or does not accept it within ``connect_timeout``) is skipped for the next, up
-  to ``max_tries``. A pooled connection found dead before any byte of the response is replaced by a
-  fresh one when the request can be replayed (idempotent method, body not streamed); nothing else is
-  ever sent twice.
+  to ``max_tries``. A request that can be replayed (an idempotent method, as nginx counts them, and a
+  body that was read whole or is empty) is sent again when its connection ends — reset or closed —
+  before any byte of a response arrived: on a fresh connection to the same endpoint when the connection
+  was a pooled one (the endpoint may have closed it as the request went out), else on the next endpoint
+  (nginx's ``proxy_next_upstream error``: a pod killed mid-request, a connection left in the listen
+  queue of a closed listener), which then counts as failed. Nothing else is ever sent twice: not a
+  streamed body, not a POST or PATCH, nothing after a response (even an interim 1xx) began.
 - The response is streamed back as it arrives — chunked bodies stay chunked, Server-Sent Events and long
   polls pass with no delay — its head and the body bytes that came with it in one write; interim 1xx
   responses are passed on (to HTTP/1.1 clients); a 101 to an Upgrade request turns both connections into
@@ -49,8 +53,9 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 EXCHANGE_ERRORS = (IncompleteRead, ConnectionError, TimeoutError, BadMessage, LimitExceeded, OSError)
 
 
-class _Stale(Exception):
-    """A reused connection was dead before the response began: the request may be sent again."""
+class _Unanswered(Exception):
+    """The connection ended before any byte of a response arrived (the endpoint connection is aborted);
+    the request may be sent again. The message says how it ended."""
 
 
 class Forwarder:
@@ -97,6 +102,7 @@ class Forwarder:
                     return False
         replayable = not streamed and request.method in IDEMPOTENT
         errors: list[str] = []
+        answered = False  # some endpoint took the connection (and then dropped the request)
         loop = asyncio.get_running_loop()
         for endpoint in self.candidates(route, start)[:max(cfg.max_tries, 1)]:
             fresh = False
@@ -115,17 +121,27 @@ class Forwarder:
                 self.failed.pop(endpoint, None)
                 try:
                     return await self._exchange(channel, request, route, upstream, endpoint, head + body, streamed,
-                                                replay=reused and replayable)
-                except _Stale:
-                    fresh = True
-        return await self.refuse(channel, request, 502, f'could not connect to any endpoint of service '
+                                                retry=replayable)
+                except _Unanswered as e:
+                    if reused:  # the endpoint may have closed an idle connection as the request went out
+                        fresh = True
+                        continue
+                    self.failed[endpoint] = loop.time() + cfg.fail_timeout
+                    errors.append(f"{endpoint}: {e}")
+                    answered = True
+                    log.info("ingress: %s (service %s) %s; trying another endpoint", endpoint,
+                             route.backend.service, e)
+                    break
+        what = "got no answer from" if answered else "could not connect to"
+        return await self.refuse(channel, request, 502, f'{what} any endpoint of service '
                                  f'"{route.backend.service}" port {route.backend.port} (ingress {route.ingress}): '
                                  + "; ".join(errors))
 
     async def _exchange(self, channel: Channel, request: RequestHead, route: Route, upstream: Channel,
-                        endpoint: Endpoint, head: bytes, streamed: bool, *, replay: bool) -> bool:
+                        endpoint: Endpoint, head: bytes, streamed: bool, *, retry: bool) -> bool:
         """One exchange with ``upstream``; whether the client connection may carry another request.
-        Raises `_Stale` (having closed ``upstream``) when ``replay`` and the connection was dead."""
+        Raises `_Unanswered` (having aborted ``upstream``) when ``retry`` and the connection ended before
+        any byte of a response arrived."""
         cfg = self.config
         service = route.backend.service
         sender: asyncio.Task[None] | None = None
@@ -136,10 +152,10 @@ class Forwarder:
                 sender = asyncio.create_task(self._send_body(channel, upstream, request))
             try:
                 response = await self._response_head(upstream, channel, request)
-            except (IncompleteRead, ConnectionError) as e:
+            except (_Unanswered, IncompleteRead, ConnectionError) as e:
                 upstream.abort()
-                if replay and not (isinstance(e, IncompleteRead) and e.args and e.args[0]):
-                    raise _Stale() from e
+                if retry and isinstance(e, _Unanswered):
+                    raise
                 return await self.reply(channel, 502, f'endpoint {endpoint} of service "{service}" closed the '
                                         f"connection without a complete response head (ingress {route.ingress})",
                                         keep_alive=False)
@@ -165,7 +181,7 @@ class Forwarder:
                 sender = None
             self.settle(endpoint, upstream, reusable)
             return keep_alive
-        except _Stale:
+        except _Unanswered:
             raise
         except EXCHANGE_ERRORS:
             upstream.abort()
@@ -200,10 +216,22 @@ class Forwarder:
             upstream.close()
 
     async def _response_head(self, upstream: Channel, channel: Channel, request: RequestHead) -> ResponseHead:
-        """The final response head; 1xx interim ones are passed on to an HTTP/1.1 client."""
+        """The final response head; 1xx interim ones are passed on to an HTTP/1.1 client. `_Unanswered`
+        when the connection ended before any byte of a response arrived."""
         cfg = self.config
+        interim = False
         while True:
-            raw = await upstream.read_until(b"\r\n\r\n", cfg.max_head_size, within=cfg.read_timeout)
+            try:
+                raw = await upstream.read_until(b"\r\n\r\n", cfg.max_head_size, within=cfg.read_timeout)
+            except IncompleteRead as e:
+                if interim or (e.args and e.args[0]):
+                    raise
+                raise _Unanswered("closed the connection before answering") from e
+            except ConnectionError as e:
+                if interim or upstream.buffered:  # a reset leaves what had come in the buffer
+                    raise
+                raise _Unanswered(describe(e)) from e
+            interim = True
             response = parse_response_head(raw)
             if not 100 <= response.status < 200 or response.status == 101:
                 return response

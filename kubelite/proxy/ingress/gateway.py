@@ -10,9 +10,10 @@ head is looked for when an exchange ends). Then:
   on arrival (no body, or a Content-Length body all there) goes to the client in one write and the
   connection back to the pool, with no task, future or timer involved;
 - everything else runs the general path (`forward.Forwarder`) in one task for that request: connecting,
-  retries on other endpoints, streamed bodies both ways, 1xx, upgrades. A response whose head came on the
-  fast path but whose body is still arriving is finished there too, and so is the replay of an
-  idempotent request whose pooled connection turned out dead.
+  retries on other endpoints (after a refused connection, or one that ended before any byte of the
+  response to a request that may be sent again), streamed bodies both ways, 1xx, upgrades. A response
+  whose head came on the fast path but whose body is still arriving is finished there too, and so is the
+  replay of an idempotent request whose pooled connection turned out dead.
 
 Answers of the gateway's own, each with a plain-text body saying why (`replies`): 400 (malformed request
 or path), 404 (no rule matches and no default backend), 431 (head too large), 502 (no endpoint could be
@@ -75,6 +76,7 @@ class _Pending:
     route: Route
     endpoint: Endpoint
     upstream: Channel
+    interim: bool = False  # a 1xx went to the client: the request may no longer be sent again
 
 
 class Gateway:
@@ -398,6 +400,7 @@ class Gateway:
                 return
             if response.status == 101 or not 100 <= response.status < 200:
                 break
+            pending.interim = True
             if request.version == "HTTP/1.1":
                 self._write(channel, client_head(response, keep_alive=True, http10_client=False))
         self._detach(upstream)
@@ -429,8 +432,9 @@ class Gateway:
             return
         partial = upstream.buffered > 0
         upstream.abort()
-        if not partial and pending.request.method in IDEMPOTENT:
-            # A keep-alive connection the endpoint had closed: the request may not have been seen.
+        if not partial and not pending.interim and pending.request.method in IDEMPOTENT:
+            # A keep-alive connection the endpoint had closed: the request may not have been seen (the
+            # general path sends it again, and on to other endpoints if need be).
             self._spawn(self._general(pending.channel, pending.client, pending.request, pending.route,
                                       body=pending.body))
             return
