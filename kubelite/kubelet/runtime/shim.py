@@ -23,7 +23,9 @@ In mode ``process`` the command runs in a new session; when it exits, the rest o
 killed, as the kernel kills the rest of a pid namespace when its first process exits.
 
 This module only imports the standard library and kubelite's stdlib-only helpers: it starts once per
-container and must start fast.
+container and must start fast (a burst of pods starts a burst of shims, and each one's interpreter start is
+CPU the containers wait for). What only ``tty`` containers need (``socket``, ``tempfile``, ``shutil``, which
+loads the compression modules) is imported where it is used.
 """
 
 from __future__ import annotations
@@ -34,19 +36,19 @@ import ctypes
 import json
 import os
 import selectors
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubelite.kubelet.runtime import cgroups
 from kubelite.kubelet.runtime.crilog import CriLogWriter
+
+if TYPE_CHECKING:
+    import socket
 
 DRAIN_SECONDS = 2.0
 PR_SET_CHILD_SUBREAPER = 36
@@ -100,6 +102,8 @@ def read_exit(directory: Path) -> ExitRecord | None:
 
 def recv_fd(conn: socket.socket) -> int:
     """The file descriptor runc sends over its --console-socket (the pty master)."""
+    import socket
+
     fds = array.array("i")
     _msg, ancdata, _flags, _addr = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
     for level, kind, data in ancdata:
@@ -173,6 +177,10 @@ class Shim:
         argv += ["create", "--bundle", c.bundle, "--pid-file", str(pid_file)]
         console: socket.socket | None = None
         if c.tty:
+            import shutil
+            import socket
+            import tempfile
+
             # A short private folder: a socket's path must fit in 108 bytes, container folders may not.
             sock_path = Path(tempfile.mkdtemp(prefix="kubelite-console-")) / "sock"
             console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
