@@ -267,10 +267,8 @@ class EndpointsController:
 
     def setup(self, factory: InformerFactory) -> None:
         self._services = factory.informer(SERVICES)
-        self._services.add_handler(self._service_changed, lambda _old, new: self._service_changed(new),
-                                   lambda gone: self._service_changed(object_of(gone)))
         self._pods = factory.informer(PODS)
-        self._pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        endpointutil.watch_services_and_pods(self.queue, self._services, self._pods)
         self._endpoints = factory.informer(ENDPOINTS)
         self._endpoints.add_handler(on_delete=self._endpoints_deleted)
 
@@ -291,22 +289,6 @@ class EndpointsController:
         return self._services, self._pods, self._endpoints
 
     # --- handlers: enqueue only --------------------------------------------------------------------
-
-    def _service_changed(self, svc: Obj) -> None:
-        self.queue.add(meta.key(svc))
-
-    def _pod_added(self, pod: Obj) -> None:
-        for key in endpointutil.services_selecting(self._caches[0].list(meta.namespace(pod)), pod):
-            self.queue.add(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if meta.resource_version(old) == meta.resource_version(new):
-            return  # a periodic resync
-        for key in endpointutil.services_selecting(self._caches[0].list(meta.namespace(new)), old, new):
-            self.queue.add(key)
-
-    def _pod_deleted(self, gone: Obj | DeletedFinalStateUnknown) -> None:
-        self._pod_added(object_of(gone))
 
     def _endpoints_deleted(self, gone: Obj | DeletedFinalStateUnknown) -> None:
         ep = object_of(gone)

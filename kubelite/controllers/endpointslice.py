@@ -395,10 +395,8 @@ class EndpointSliceController:
 
     def setup(self, factory: InformerFactory) -> None:
         self._services = factory.informer(SERVICES)
-        self._services.add_handler(self._service_changed, lambda _old, new: self._service_changed(new),
-                                   lambda gone: self._service_changed(object_of(gone)))
         self._pods = factory.informer(PODS)
-        self._pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        endpointutil.watch_services_and_pods(self.queue, self._services, self._pods)
         self._slices = factory.informer(ENDPOINT_SLICES)
         self._slices.add_indexers({SERVICE_INDEX: _service_index})
         self._slices.add_handler(self._slice_added, self._slice_updated, self._slice_deleted)
@@ -418,22 +416,6 @@ class EndpointSliceController:
         return self._services, self._pods, self._slices, self._nodes
 
     # --- handlers: enqueue only --------------------------------------------------------------------
-
-    def _service_changed(self, svc: Obj) -> None:
-        self.queue.add(meta.key(svc))
-
-    def _pod_added(self, pod: Obj) -> None:
-        for key in endpointutil.services_selecting(self._caches[0].list(meta.namespace(pod)), pod):
-            self.queue.add(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if meta.resource_version(old) == meta.resource_version(new):
-            return  # a periodic resync
-        for key in endpointutil.services_selecting(self._caches[0].list(meta.namespace(new)), old, new):
-            self.queue.add(key)
-
-    def _pod_deleted(self, gone: Obj | DeletedFinalStateUnknown) -> None:
-        self._pod_added(object_of(gone))
 
     def _slice_added(self, slice_: Obj) -> None:
         key = _service_key_of(slice_)

@@ -11,6 +11,8 @@ from typing import Any
 
 from kubelite.api import meta
 from kubelite.api.selectors import selector_from_set
+from kubelite.client.informer import DeletedFinalStateUnknown, SharedInformer, object_of
+from kubelite.client.workqueue import RateLimitingQueue
 from kubelite.controllers import podutil
 
 Obj = dict[str, Any]
@@ -103,3 +105,29 @@ def find_port(pod: Obj, service_port: Obj) -> int | None:
 
 def ip_family(ip: str) -> str:
     return "IPv6" if ":" in ip else "IPv4"
+
+
+def watch_services_and_pods(queue: RateLimitingQueue[str], services: SharedInformer, pods: SharedInformer) -> None:
+    """The event handlers both endpoint controllers use: a Service change enqueues that Service; a pod change
+    enqueues every Service in its namespace that selects the pod (before or after the change). Handlers only
+    enqueue; periodic resyncs of an unchanged pod are ignored."""
+
+    def service_changed(svc: Obj) -> None:
+        queue.add(meta.key(svc))
+
+    def pod_added(pod: Obj) -> None:
+        for key in services_selecting(services.list(meta.namespace(pod)), pod):
+            queue.add(key)
+
+    def pod_updated(old: Obj, new: Obj) -> None:
+        if meta.resource_version(old) == meta.resource_version(new):
+            return  # a periodic resync
+        for key in services_selecting(services.list(meta.namespace(new)), old, new):
+            queue.add(key)
+
+    def pod_deleted(gone: Obj | DeletedFinalStateUnknown) -> None:
+        pod_added(object_of(gone))
+
+    services.add_handler(service_changed, lambda _old, new: service_changed(new),
+                         lambda gone: service_changed(object_of(gone)))
+    pods.add_handler(pod_added, pod_updated, pod_deleted)
