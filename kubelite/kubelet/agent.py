@@ -8,8 +8,9 @@ node's cluster DNS server (on the node address, published as endpoints of the ``
 10.96.0.10), and the ingress gateway (ports 80/443).
 
 Containers outlive the agent: stopping it stops the kubelet and the runtime's server, not the pods, and
-the next agent adopts them. A part that fails stops the whole agent loudly — except the ingress gateway,
-whose ports another program may hold: it reports the error and the node runs on without it.
+the next agent adopts them. A part that fails stops the whole agent loudly — except the ingress gateway and
+the DNS server, whose ports another program may hold: they report the error and the node runs on without
+them.
 """
 
 from __future__ import annotations
@@ -161,12 +162,19 @@ async def _run_node_dns(client: Client, config: AgentConfig, stop: asyncio.Event
     dns = asyncio.create_task(run_dns(client, DNSConfig(listen=(node_ip,), port=config.dns_port,
                                                          cluster_domain=config.cluster_domain),
                                       stop, on_listening=listening))
+    waiter = asyncio.ensure_future(published.wait())
     try:
-        await asyncio.wait({dns, asyncio.ensure_future(published.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({dns, waiter}, return_when=asyncio.FIRST_COMPLETED)
         if published.is_set():
             await dns_endpoints(client, [node_ip], config.dns_port, node_name=config.node_name)
         await dns
+    except OSError as e:
+        # Another resolver may hold the port: the node keeps running, pods just get no cluster DNS here.
+        log.error("the cluster DNS server cannot listen on %s:%d (%s); this node runs without one",
+                  node_ip, config.dns_port, e)
+        await stop.wait()
     finally:
+        waiter.cancel()
         dns.cancel()
 
 
