@@ -20,7 +20,7 @@ import aiohttp
 
 from kubelite.api import meta
 
-from .handlers.proxy import ADDRESS_PREFERENCE, DEFAULT_KUBELET_PORT, KubeletConnector
+from .handlers.proxy import KubeletConnector, kubelet_url
 
 log = logging.getLogger(__name__)
 
@@ -28,21 +28,6 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_TTL = 5.0
 
 Obj = dict[str, Any]
-
-
-def kubelet_url(node: Obj, scheme: str) -> str | None:
-    """The base URL of a node's kubelet: its preferred address (InternalIP, ExternalIP, Hostname, ...) and
-    ``status.daemonEndpoints.kubeletEndpoint.Port`` (10250 when unset); None without an address."""
-    status = node.get("status") or {}
-    addresses = status.get("addresses") or []
-    host = next((a.get("address") for kind in ADDRESS_PREFERENCE for a in addresses
-                 if a.get("type") == kind and a.get("address")), None)
-    if host is None:
-        return None
-    port = int(((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 0)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{port if port > 0 else DEFAULT_KUBELET_PORT}"
 
 
 @dataclass(slots=True)

@@ -140,19 +140,12 @@ class PodStreamProxy:
 
     async def _kubelet_base(self, node_name: str) -> str:
         node = await self.resources.get(_NODES, None, node_name)
-        status = node.get("status") or {}
-        addresses = status.get("addresses") or []
-        host = next((a.get("address") for kind in ADDRESS_PREFERENCE for a in addresses
-                     if a.get("type") == kind and a.get("address")), None)
-        if host is None:
+        url = kubelet_url(node, self.connector.scheme)
+        if url is None:
+            addresses = (node.get("status") or {}).get("addresses") or []
             known = " ".join(f"{{{a.get('type', '')} {a.get('address', '')}}}" for a in addresses)
             raise errors.internal(f"no preferred addresses found; known addresses: [{known}]")
-        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 0
-        if int(port) <= 0:
-            port = DEFAULT_KUBELET_PORT
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{self.connector.scheme}://{host}:{int(port)}"
+        return url
 
     # --- logs --------------------------------------------------------------------------------------
 
@@ -384,3 +377,17 @@ async def relay(client: web.WebSocketResponse, kubelet: aiohttp.ClientWebSocketR
         await client.close()
         await kubelet.close()
 
+
+def kubelet_url(node: dict[str, Any], scheme: str) -> str | None:
+    """The base URL of a node's kubelet: its preferred address (InternalIP, ExternalIP, Hostname, ...) and
+    ``status.daemonEndpoints.kubeletEndpoint.Port`` (10250 when unset); None without an address."""
+    status = node.get("status") or {}
+    addresses = status.get("addresses") or []
+    host = next((a.get("address") for kind in ADDRESS_PREFERENCE for a in addresses
+                 if a.get("type") == kind and a.get("address")), None)
+    if host is None:
+        return None
+    port = int(((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 0)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port if port > 0 else DEFAULT_KUBELET_PORT}"
