@@ -48,13 +48,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubelite import __version__
 from kubelite.api import meta
 from kubelite.api.quantity import canonicalize
 from kubelite.api.registry import by_resource
 from kubelite.client.informer import DeletedFinalStateUnknown, InformerFactory, SharedInformer, object_of
 from kubelite.client.rest import AlreadyExists, ApiException, Client, Conflict, NotFound, TransportError
 from kubelite.client.workqueue import RateLimitingQueue, run_workers
+from kubelite.kubelet.config import KUBELET_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,6 @@ NODE_LEASE_NAMESPACE = "kube-node-lease"
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 INSTANCE_TYPE = "simulated"
 RUNTIME_VERSION = "simulated://0.1"
-# The Kubernetes version kubelite speaks, as the API server's /version reports it.
-KUBELET_VERSION = f"v1.37.0+kubelite-{__version__}"
 EXIT_CODE_ANNOTATION = "kubelite.io/simulate-exit-code"
 RUN_SECONDS_ANNOTATION = "kubelite.io/simulate-run-seconds"
 KUBELET_PORT = 10250
